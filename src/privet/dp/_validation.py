@@ -83,7 +83,7 @@ def check_finite_array(name: str, values: Any) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise PrivacyError(f"{name} must be an array of real numbers, got {values!r}") from exc
     if not np.all(np.isfinite(array)):
-        bad = array[~np.isfinite(array)].ravel()[0]
+        bad = float(array[~np.isfinite(array)].ravel()[0])
         raise PrivacyError(f"{name} must contain only finite values, got {bad!r}")
     return array
 

@@ -23,7 +23,9 @@ Two implementations sit behind each array sampler:
 * a vectorized numpy version of the same algorithms (rejection loops over the
   still-undecided elements), taken when the parameter's numerator and
   denominator are small enough for int64 (see :func:`_laplace_fits_int64` and
-  :func:`_gaussian_fits_int64`); otherwise the scalar path runs.
+  :func:`_gaussian_fits_int64`). Otherwise the Laplace runs the scalar path;
+  the Gaussian keeps its int64 Laplace proposals and runs only its acceptance
+  test in Python ints.
 
 The reference pmfs :func:`discrete_laplace_pmf` and :func:`discrete_gaussian_pmf`
 are floating point; they are for tests and for users, never for sampling.
@@ -95,9 +97,11 @@ def _exact_real(name: str, value: Any) -> Fraction:
     ):
         raise PrivacyError(f"{name} must be a real number, got {value!r}")
     if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
+        if not np.isfinite(value):
             raise PrivacyError(f"{name} must be finite, got {value!r}")
-        return Fraction(float(value))
+        # as_integer_ratio is exact for every float type, np.longdouble included.
+        numerator, denominator = value.as_integer_ratio()
+        return Fraction(int(numerator), int(denominator))
     if isinstance(value, np.integer):
         # Fraction(np.int64) would keep numpy ints inside and could overflow.
         return Fraction(int(value))
@@ -173,7 +177,11 @@ def _discrete_laplace_scalar(scale: Fraction, source: RandomSource) -> int:
 
 
 def _discrete_gaussian_scalar(sigma_squared: Fraction, source: RandomSource) -> int:
-    """One draw from the discrete Gaussian with variance parameter ``sigma_squared`` (CKS Alg. 3)."""
+    """One draw from the discrete Gaussian with ``sigma**2 = sigma_squared`` (CKS Alg. 3).
+
+    The reference the vectorized path is tested against; :func:`discrete_gaussian`
+    itself always uses :func:`_discrete_gaussian_vec`, which is faster for every sigma.
+    """
     p, q = sigma_squared.numerator, sigma_squared.denominator
     # t = floor(sigma) + 1, computed without a square root of a non-square.
     t = math.isqrt(p // q) + 1
@@ -219,7 +227,7 @@ def _gaussian_fits_int64(sigma_squared: Fraction) -> bool:
     ``|Y| <= 2**31 / (q t)``, which is at least ``16 t``; rarer, larger
     ``|Y|`` (probability about ``e**-16``) get their acceptance test in Python
     ints. Float sigmas rarely qualify: ``Fraction(0.6)**2`` has a ``2**106``
-    denominator; pass ``Fraction(3, 5)`` for speed.
+    denominator; pass ``Fraction(3, 5)`` for the fully vectorized path.
     """
     p, q = sigma_squared.numerator, sigma_squared.denominator
     t = math.isqrt(p // q) + 1
@@ -330,17 +338,22 @@ def _discrete_laplace_vec(t: int, s: int, size: int, source: RandomSource) -> ND
 def _discrete_gaussian_vec(
     sigma_squared: Fraction, size: int, source: RandomSource
 ) -> NDArray[np.int64]:
-    """``size`` draws from the discrete Gaussian (CKS Alg. 3), in int64.
+    """``size`` draws from the discrete Gaussian (CKS Alg. 3), with int64 proposals.
 
-    Requires :func:`_gaussian_fits_int64`; exact for every |Y|, with the
-    acceptance test of the rare |Y| beyond the int64 bound done in Python ints.
+    The discrete Laplace proposals (scale ``t = floor(sigma) + 1 <= 2**50 + 1``)
+    always come from the int64 path. The acceptance test runs in int64 under
+    :func:`_gaussian_fits_int64` (except for the rare ``|Y|`` beyond the
+    int64 bound), and otherwise element by element in Python ints, which is
+    still about 3x faster than :func:`_discrete_gaussian_scalar` because the
+    proposals are vectorized. Exact in every case.
     """
     p, q = sigma_squared.numerator, sigma_squared.denominator
     t = math.isqrt(p // q) + 1
     den = 2 * p * q * t * t
     qt = q * t
+    int64_ok = _gaussian_fits_int64(sigma_squared)
     # |Y| <= abs_max gives 0 <= |Y| q t <= bound and, as p <= bound, (|Y| q t - p)**2 <= bound**2.
-    abs_max = _INT64_SQRT_BOUND // qt
+    abs_max = _INT64_SQRT_BOUND // qt if int64_ok else -1
     out = np.empty(size, dtype=np.int64)
     filled = 0
     while filled < size:
@@ -349,10 +362,12 @@ def _discrete_gaussian_vec(
         magnitude = np.abs(y)
         fits = magnitude <= abs_max
         accept = np.empty(n, dtype=np.bool_)
-        d = magnitude[fits] * qt - p
-        accept[fits] = _bernoulli_exp_vec(d * d, den, source)
-        for i in np.flatnonzero(~fits).tolist():
-            d_big = int(magnitude[i]) * qt - p
+        if int64_ok:
+            d = magnitude[fits] * qt - p
+            accept[fits] = _bernoulli_exp_vec(d * d, den, source)
+        too_big = np.flatnonzero(~fits)
+        for i, m in zip(too_big.tolist(), magnitude[too_big].tolist(), strict=True):
+            d_big = m * qt - p
             accept[i] = _bernoulli_exp_int(d_big * d_big, den, source)
         y = y[accept]
         take = min(n, y.size)
@@ -483,18 +498,19 @@ def discrete_gaussian(sigma: ExactReal, size: int, source: RandomSource) -> NDAr
 
     Notes
     -----
-    With ``sigma**2 = p/q`` and ``t = floor(sigma) + 1``, the vectorized int64
-    path runs when ``q * t**2 <= 2**27``: integer sigmas up to about 11000,
-    and Fractions with small denominators such as ``Fraction(10, 3)``. A float
-    such as ``0.6`` or ``1 / 0.3`` has a ``2**50``-ish denominator and takes
-    the slower scalar Python-int path; nothing is approximated.
+    The discrete Laplace proposals are always drawn on the vectorized int64
+    path. With ``sigma**2 = p/q`` and ``t = floor(sigma) + 1``, the
+    acceptance test is int64 too when ``q * t**2 <= 2**27``: integer sigmas
+    up to about 11000, and Fractions with small denominators such as
+    ``Fraction(10, 3)`` (millions of samples/s). A float such as ``0.6`` or
+    ``1 / 0.3`` squares to a ``2**100``-ish denominator, so its acceptance
+    test runs in Python ints (about 10**5 samples/s); nothing is approximated.
     """
     exact = _exact_parameter("sigma", sigma)
     n = _check_size(size)
-    sigma_squared = exact * exact
-    if _gaussian_fits_int64(sigma_squared):
-        return _discrete_gaussian_vec(sigma_squared, n, source)
-    return _to_int64([_discrete_gaussian_scalar(sigma_squared, source) for _ in range(n)])
+    # Proposals are always int64 (t <= 2**50 + 1); only the acceptance test may need
+    # Python ints, so the scalar reference is never the faster choice here.
+    return _discrete_gaussian_vec(exact * exact, n, source)
 
 
 def discrete_laplace_pmf(k: ArrayLike, scale: ExactReal) -> NDArray[np.float64]:
