@@ -51,31 +51,31 @@ def _requests() -> list[Request]:
     # Bounds come from domain knowledge (adult ages, physiological ranges), never from the data.
     return [
         Request(
-            "patients (count)",
+            "patients",
             0.1,
             lambda: age.size,
             lambda lg: dp_count(age, 0.1, ledger=lg, label="patients"),
         ),
         Request(
-            "mean age [18, 90]",
+            "mean age",
             0.2,
             lambda: age.mean(),
             lambda lg: dp_mean(age, 18, 90, 0.2, ledger=lg, label="mean age"),
         ),
         Request(
-            "mean BMI [15, 50]",
+            "mean BMI",
             0.2,
             lambda: bmi.mean(),
             lambda lg: dp_mean(bmi, 15, 50, 0.2, ledger=lg, label="mean BMI"),
         ),
         Request(
-            "median blood pressure [50, 150]",
+            "median BP",
             0.2,
             lambda: float(np.median(bp)),
             lambda lg: dp_quantile(bp, 0.5, 50, 150, 0.2, ledger=lg, label="median bp"),
         ),
         Request(
-            "patients aged 60+ (histogram bin)",
+            "aged 60-90",
             0.2,
             lambda: int(np.histogram(age, bins=3, range=(0, 90))[0][2]),
             lambda lg: int(
@@ -83,7 +83,7 @@ def _requests() -> list[Request]:
             ),
         ),
         Request(
-            "variance of progression [0, 400]",
+            "var(progress.)",
             0.5,
             lambda: float(progression.var()),
             lambda lg: dp_variance(
@@ -125,13 +125,13 @@ def run_demo(console: Console, ledger_path: Path | None = None) -> list[Outcome]
         f"budget ε={BUDGET_EPSILON}, δ={BUDGET_DELTA:g}, PLD accountant"
     )
     outcomes = analyse(ledger)
-    table = Table(title="Differentially private statistics, one ledger")
+    table = Table(title="Differentially private statistics, one ledger (PLD accountant)")
     for column, justify in (
         ("release", "left"),
         ("true value", "right"),
         ("DP value", "right"),
         ("ε asked", "right"),
-        ("ε spent (PLD)", "right"),
+        ("ε spent", "right"),
         ("ε remaining", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
