@@ -41,7 +41,7 @@ def test_normal_and_exponential(source_name: str) -> None:
     assert stats.kstest(source.standard_gumbel(100_000), "gumbel_r").pvalue > THRESHOLD[source_name]
 
 
-@pytest.mark.parametrize("high", [1, 2, 3, 7, 1000, 2**40 + 3])
+@pytest.mark.parametrize("high", [1, 2, 3, 7, 1000, 2**32, 2**32 + 1, 2**40 + 3])
 def test_integers_are_uniform_and_in_range(source_name: str, high: int) -> None:
     draws = make(source_name).integers(high, 60_000)
     assert draws.dtype == np.int64

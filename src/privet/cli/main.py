@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,9 @@ class AccountantChoice(StrEnum):
 
     def names(self) -> list[str]:
         return ["pld", "rdp"] if self is AccountantChoice.both else [self.value]
+
+
+_NOISE_DIGITS = 4
 
 
 def _fail(message: str) -> typer.Exit:
@@ -98,8 +102,11 @@ def noise(
     try:
         for name in accountant.names():
             sigma = noise_multiplier_for(target_epsilon, delta, sample_rate, steps, name)  # type: ignore[arg-type]
-            achieved = epsilon_of(dpsgd_event(sigma, sample_rate, steps), delta, name)  # type: ignore[arg-type]
-            table.add_row(name.upper(), f"{sigma:.4f}", f"{achieved:.4f}")
+            # Round *up* what is printed, and report the epsilon of the printed value,
+            # so that copying the number into a training script stays within the target.
+            shown = math.ceil(sigma * 10**_NOISE_DIGITS) / 10**_NOISE_DIGITS
+            achieved = epsilon_of(dpsgd_event(shown, sample_rate, steps), delta, name)  # type: ignore[arg-type]
+            table.add_row(name.upper(), f"{shown:.{_NOISE_DIGITS}f}", f"{achieved:.4f}")
     except PrivacyError as exc:
         raise _fail(str(exc)) from exc
     Console().print(table)
@@ -113,9 +120,13 @@ def demo(
     ] = None,
 ) -> None:
     """A differentially private analysis of a real medical table, charged to one ledger."""
+    from privet import PrivacyError
     from privet.cli.demo import run_demo
 
-    run_demo(Console(), ledger_path)
+    try:
+        run_demo(Console(), ledger_path)
+    except PrivacyError as exc:
+        raise _fail(str(exc)) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover

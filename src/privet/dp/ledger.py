@@ -28,10 +28,10 @@ from privet.dp.accounting import (
     AccountantName,
     NeighboringRelation,
     check_supported,
-    composed_accountant,
     make_accountant,
     spent_within,
 )
+from privet.dp.composition import GroupedComposition
 from privet.dp.events import DpEvent, event_from_json, event_to_json
 from privet.dp.ledger_store import (
     LedgerHeader,
@@ -42,14 +42,12 @@ from privet.dp.ledger_store import (
     now_utc,
 )
 from privet.dp.mechanisms import Mechanism
-from privet.dp.randomness import RngLike
+from privet.dp.randomness import RngLike, resolve_rng
 from privet.errors import BudgetExceeded, PrivacyError
 
 __all__ = ["Charge", "Ledger", "compose_history"]
 
 logger = logging.getLogger("privet.dp")
-
-_CACHE_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,8 @@ class Ledger:
         header = store.header
         self._relation = NeighboringRelation(header.neighboring_relation)
         self._accountant: AccountantName = "rdp" if header.accountant == "rdp" else "pld"
-        self._epsilon_cache: dict[tuple[str, ...], float] = {}
+        # Each distinct event is analysed once per ledger object (see composition.py).
+        self._composition = GroupedComposition(self._accountant, self._relation)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Ledger:
@@ -224,10 +223,15 @@ class Ledger:
     def release(self, mechanism: Mechanism, value: Any, *, label: str, rng: RngLike = None) -> Any:
         """Charge ``mechanism.event``, then release ``value`` through it.
 
-        Nothing is sampled if the charge is refused.
+        ``value`` and ``rng`` are checked before the charge, so a release that
+        would fail costs nothing; nothing is sampled if the charge is refused.
         """
         if not isinstance(mechanism, Mechanism):
-            raise PrivacyError(f"mechanism must have .event and .release, got {mechanism!r}")
+            raise PrivacyError(
+                f"mechanism must have .event, .validate and .release, got {mechanism!r}"
+            )
+        resolve_rng(rng, release=False)  # a bad rng fails here, before the charge
+        mechanism.validate(value)
         self.charge(mechanism.event, label=label)
         return mechanism.release(value, rng=rng)
 
@@ -242,23 +246,9 @@ class Ledger:
         return text
 
     def _epsilon_of(self, event_texts: list[str]) -> float:
-        if not event_texts:
-            return 0.0
-        key = tuple(sorted(event_texts))
-        cached = self._epsilon_cache.get(key)
-        if cached is not None:
-            return cached
-        event = compose_history(event_texts)
-        value = float(
-            composed_accountant(event, self._accountant, self._relation).get_epsilon(
-                self.delta_budget
-            )
-        )
+        value = self._composition.epsilon(Counter(event_texts).items(), self.delta_budget)
         if math.isnan(value):
-            raise PrivacyError(f"the accountant returned NaN for {event!r}")
-        if len(self._epsilon_cache) >= _CACHE_LIMIT:
-            self._epsilon_cache.clear()
-        self._epsilon_cache[key] = value
+            raise PrivacyError(f"the accountant returned NaN for {len(event_texts)} charges")
         return value
 
     def __repr__(self) -> str:

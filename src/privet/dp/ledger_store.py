@@ -136,6 +136,9 @@ CREATE TABLE IF NOT EXISTS charges (
 """
 
 
+_LEDGER_TABLES = frozenset({"meta", "charges"})
+
+
 class SqliteStore:
     """A ledger file: SQLite in WAL mode, one transaction per charge.
 
@@ -150,29 +153,54 @@ class SqliteStore:
         if header is None and not self.path.exists():
             raise PrivacyError(f"ledger file {str(self.path)!r} does not exist")
         self._local = threading.local()
-        with self._transaction() as conn:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
-            if header is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('header', ?), ('schema', ?)",
-                    (header.to_json(), str(SCHEMA_VERSION)),
-                )
-            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        where = repr(str(self.path))
+        try:
+            # Nothing is written to a file until it is known to be empty or a ledger.
+            tables = self._tables()
+            if not tables and header is not None:
+                self._create(header)
+            elif not tables >= _LEDGER_TABLES:
+                found = ", ".join(sorted(tables)) or "no tables"
+                raise PrivacyError(f"{where} is not a privet ledger (it holds {found})")
+            rows = dict(self._connection().execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise PrivacyError(f"{where} is not a privet ledger: {exc}") from exc
+        except PrivacyError:
+            self.close()
+            raise
         if "header" not in rows:
-            raise PrivacyError(f"{str(self.path)!r} is not a privet ledger (no header)")
+            raise PrivacyError(f"{where} is not a privet ledger (no header)")
         if rows.get("schema") != str(SCHEMA_VERSION):
             raise PrivacyError(
-                f"ledger schema must be {SCHEMA_VERSION}, "
-                f"got {rows.get('schema')!r} in {str(self.path)!r}"
+                f"ledger schema must be {SCHEMA_VERSION}, got {rows.get('schema')!r} in {where}"
             )
         stored = LedgerHeader.from_json(rows["header"])
         if header is not None and stored != header:
             raise PrivacyError(
-                f"ledger file {str(self.path)!r} already holds a different ledger: {stored}; "
+                f"ledger file {where} already holds a different ledger: {stored}; "
                 f"asked for {header}"
             )
         self._header = stored
+
+    def _tables(self) -> set[str]:
+        rows = self._connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        return {str(name) for (name,) in rows.fetchall()}
+
+    def _create(self, header: LedgerHeader) -> None:
+        conn = self._connection()
+        # WAL is a property of the file, set once when the ledger is created.
+        conn.execute("PRAGMA journal_mode = WAL")
+        with self._transaction() as conn:
+            # IF NOT EXISTS / OR IGNORE: another process may be creating the same ledger.
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('header', ?), ('schema', ?)",
+                (header.to_json(), str(SCHEMA_VERSION)),
+            )
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -182,7 +210,6 @@ class SqliteStore:
                     self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
                 )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
                 # FULL: a committed charge survives a crash of the machine, not just the process.
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.DatabaseError as exc:

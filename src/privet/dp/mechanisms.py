@@ -65,6 +65,10 @@ class Mechanism(Protocol):
         """The privacy cost of one release."""
         ...
 
+    def validate(self, value: Any) -> np.ndarray:
+        """Check ``value`` can be released; raise ``PrivacyError`` naming the problem if not."""
+        ...
+
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
         """Release ``value`` privately."""
         ...
@@ -105,9 +109,12 @@ class LaplaceMechanism:
     def event(self) -> DpEvent:
         return dp_accounting.LaplaceDpEvent(1.0 / self.epsilon)
 
+    def validate(self, value: Any) -> np.ndarray:
+        return check_finite_array("value", value)
+
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
+        array = self.validate(value)
         source = resolve_rng(rng, release=True)
-        array = check_finite_array("value", value)
         noisy = array + laplace_noise(self.scale, array.size, source).reshape(array.shape)
         return _shape_like(value, noisy)
 
@@ -145,9 +152,12 @@ class GaussianMechanism:
     def event(self) -> DpEvent:
         return dp_accounting.GaussianDpEvent(self.sigma / self.sensitivity)
 
+    def validate(self, value: Any) -> np.ndarray:
+        return check_finite_array("value", value)
+
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
+        array = self.validate(value)
         source = resolve_rng(rng, release=True)
-        array = check_finite_array("value", value)
         noise = self.sigma * source.standard_normal(array.size).reshape(array.shape)
         return _shape_like(value, array + noise)
 
@@ -178,9 +188,12 @@ class DiscreteLaplaceMechanism:
     def event(self) -> DpEvent:
         return dp_event.DiscreteLaplaceDpEvent(self.epsilon / self.sensitivity, self.sensitivity)
 
+    def validate(self, value: Any) -> np.ndarray:
+        return check_integer_array("value", value)
+
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
+        array = self.validate(value)
         source = resolve_rng(rng, release=True)
-        array = check_integer_array("value", value)
         noise = exact.discrete_laplace(self.scale, array.size, source).reshape(array.shape)
         return _shape_like(value, array + noise)
 
@@ -208,9 +221,12 @@ class DiscreteGaussianMechanism:
     def event(self) -> DpEvent:
         return DiscreteGaussianDpEvent(float(self.sigma), int(self.sensitivity))
 
+    def validate(self, value: Any) -> np.ndarray:
+        return check_integer_array("value", value)
+
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
+        array = self.validate(value)
         source = resolve_rng(rng, release=True)
-        array = check_integer_array("value", value)
         noise = exact.discrete_gaussian(self.sigma, array.size, source).reshape(array.shape)
         return _shape_like(value, array + noise)
 
@@ -253,15 +269,18 @@ class RandomizedResponse:
     def event(self) -> DpEvent:
         return dp_accounting.RandomizedResponseDpEvent(self.flip_probability, self.num_categories)
 
-    def release(self, value: Any, *, rng: RngLike = None) -> Any:
-        source = resolve_rng(rng, release=True)
+    def validate(self, value: Any) -> np.ndarray:
         categories = check_integer_array("value", value)
         k = self.num_categories
         if categories.size and (categories.min() < 0 or categories.max() >= k):
-            raise PrivacyError(
-                f"value must hold categories in [0, {k - 1}], got "
-                f"{categories.min() if categories.min() < 0 else categories.max()}"
-            )
+            bad = categories.min() if categories.min() < 0 else categories.max()
+            raise PrivacyError(f"value must hold categories in [0, {k - 1}], got {bad}")
+        return categories
+
+    def release(self, value: Any, *, rng: RngLike = None) -> Any:
+        categories = self.validate(value)
+        source = resolve_rng(rng, release=True)
+        k = self.num_categories
         flat = categories.ravel()
         keep_weight = self._keep_weight
         keep = source.integers(keep_weight + (k - 1) * _RR_RESOLUTION, flat.size) < keep_weight

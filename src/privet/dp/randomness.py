@@ -18,6 +18,7 @@ import os
 import secrets
 import warnings
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -100,14 +101,20 @@ class OsRandom(RandomSource):
 
     def integers(self, high: int, size: int) -> np.ndarray:
         _check_vector_high(high)
-        mask = np.uint64((1 << max(1, (high - 1).bit_length())) - 1)
+        bits = max(1, (high - 1).bit_length())
+        # Ranges below 2**32 need half the entropy: draw 4-byte words for them.
+        dtype: type[np.unsignedinteger[Any]] = np.uint32 if bits <= 32 else np.uint64
+        mask = (1 << bits) - 1
+        acceptance = high / (1 << bits)  # >= 1/2
         out = np.empty(size, dtype=np.int64)
         filled = 0
-        # Rejection from the smallest power of two above `high`: exact, < 2 rounds expected.
+        # Rejection from the smallest power of two above `high`: exact and unbiased.
         while filled < size:
-            draws = self._uint64(2 * (size - filled) + 8) & mask
-            kept = draws[draws < np.uint64(high)][: size - filled]
-            out[filled : filled + kept.size] = kept.astype(np.int64)
+            wanted = int((size - filled) / acceptance * 1.02) + 16
+            raw = os.urandom(wanted * np.dtype(dtype).itemsize)
+            draws: np.ndarray = np.frombuffer(raw, dtype=dtype) & dtype(mask)
+            kept = draws[draws < high][: size - filled]
+            out[filled : filled + kept.size] = kept
             filled += kept.size
         return out
 

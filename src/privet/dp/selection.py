@@ -61,10 +61,14 @@ class _Selection:
         factor = 1.0 if self.monotonic else 2.0
         return self.epsilon / (factor * self.sensitivity)
 
+    def validate(self, value: Any) -> np.ndarray:
+        """The utilities as a non-empty 1-D float array, or ``PrivacyError``."""
+        return _check_utilities(value)
+
     def release(self, value: Any, *, rng: RngLike = None) -> int:
         """The index of the selected candidate, given one utility per candidate."""
-        source = resolve_rng(rng, release=True)
-        return self._select(_check_utilities(value), source)
+        scores = self.validate(value)
+        return self._select(scores, resolve_rng(rng, release=True))
 
     def _select(self, scores: np.ndarray, source: RandomSource) -> int:
         raise NotImplementedError

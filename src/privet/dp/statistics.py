@@ -43,7 +43,9 @@ from privet.errors import PrivacyError
 __all__ = ["dp_count", "dp_histogram", "dp_mean", "dp_quantile", "dp_sum", "dp_variance"]
 
 
-def _charge(ledger: Ledger | None, events: Sequence[DpEvent], label: str) -> None:
+def _charge(ledger: Ledger | None, events: Sequence[DpEvent], label: str, rng: RngLike) -> None:
+    """Charge ``events`` as one composed event; a bad ``rng`` fails before the charge."""
+    resolve_rng(rng, release=False)
     if ledger is None:
         return
     if not isinstance(ledger, Ledger):
@@ -70,7 +72,7 @@ def dp_count(
     """Number of rows plus exact discrete Laplace noise of scale 1/epsilon (epsilon-DP)."""
     rows = _column(values)
     mechanism = DiscreteLaplaceMechanism(epsilon)
-    _charge(ledger, [mechanism.event], label)
+    _charge(ledger, [mechanism.event], label, rng)
     return int(mechanism.release(rows.size, rng=rng))
 
 
@@ -88,7 +90,7 @@ def dp_sum(
     low, high = check_bounds(lower, upper)
     clipped = np.clip(_column(values), low, high)
     mechanism = LaplaceMechanism(epsilon, sensitivity=max(abs(low), abs(high)))
-    _charge(ledger, [mechanism.event], label)
+    _charge(ledger, [mechanism.event], label, rng)
     return float(mechanism.release(float(clipped.sum()), rng=rng))
 
 
@@ -116,7 +118,7 @@ def _noisy_moments(
     moment_mechanisms = [
         LaplaceMechanism(share, sensitivity=half**power) for power in range(1, n_moments + 1)
     ]
-    _charge(ledger, [count_mechanism.event] + [m.event for m in moment_mechanisms], label)
+    _charge(ledger, [count_mechanism.event] + [m.event for m in moment_mechanisms], label, rng)
     source = resolve_rng(rng, release=True)
     count = float(count_mechanism.release(rows.size, rng=source))
     sums = [
@@ -216,7 +218,7 @@ def dp_quantile(
     checked = [check_probability("q", level) for level in levels]
     sorted_values = np.sort(np.clip(_column(values), low, high))
     share = eps / len(checked)
-    _charge(ledger, [PureDpEvent(share)] * len(checked), label)
+    _charge(ledger, [PureDpEvent(share)] * len(checked), label, rng)
     source = resolve_rng(rng, release=True)
     answers = [_quantile_once(sorted_values, level, low, high, share, source) for level in checked]
     return answers[0] if np.ndim(q) == 0 else answers
@@ -244,5 +246,5 @@ def dp_histogram(
     clipped = np.clip(_column(values), low, high)
     counts, edges = np.histogram(clipped, bins=n_bins, range=(low, high))
     mechanism = DiscreteLaplaceMechanism(epsilon)
-    _charge(ledger, [mechanism.event], label)
+    _charge(ledger, [mechanism.event], label, rng)
     return np.asarray(mechanism.release(counts, rng=rng)), edges
