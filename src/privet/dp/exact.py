@@ -51,6 +51,7 @@ __all__ = [
     "discrete_gaussian_pmf",
     "discrete_laplace",
     "discrete_laplace_pmf",
+    "round_sigma_up",
 ]
 
 ExactReal = int | float | Fraction
@@ -511,6 +512,28 @@ def discrete_gaussian(sigma: ExactReal, size: int, source: RandomSource) -> NDAr
     # Proposals are always int64 (t <= 2**50 + 1); only the acceptance test may need
     # Python ints, so the scalar reference is never the faster choice here.
     return _discrete_gaussian_vec(exact * exact, n, source)
+
+
+def round_sigma_up(sigma: ExactReal) -> Fraction:
+    """The smallest dyadic rational ``>= sigma`` on which :func:`discrete_gaussian` is all int64.
+
+    A float sigma squares to a huge denominator, which sends the acceptance
+    test of CKS Alg. 3 to Python ints. Rounding sigma *up* to a multiple of
+    ``2**-j``, with ``j`` as large as :func:`_gaussian_fits_int64` allows,
+    keeps every intermediate in int64. More noise never costs privacy, and
+    the change is at most ``2**-j``: a relative change below about ``3e-4``
+    for any sigma up to about 5000. Larger sigmas are returned unchanged.
+    """
+    exact = _exact_parameter("sigma", sigma)
+    if _gaussian_fits_int64(exact * exact):
+        return exact
+    # t after rounding is at most floor(sigma) + 2; with t**2 < 2**b, a grid of
+    # 2**-j where 2j <= 27 - b gives q t**2 = 2**(2j) t**2 < 2**27.
+    t_bound = math.floor(exact) + 2
+    j = (27 - (t_bound * t_bound).bit_length()) // 2
+    if j < 0:
+        return exact
+    return Fraction(math.ceil(exact * 2**j), 2**j)
 
 
 def discrete_laplace_pmf(k: ArrayLike, scale: ExactReal) -> NDArray[np.float64]:

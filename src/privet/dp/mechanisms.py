@@ -208,6 +208,11 @@ class DiscreteGaussianMechanism:
     sampler (ibid., Algorithm 3). A starting point for ``sigma`` is
     :func:`privet.dp.calibrate_gaussian`; the accountant states the
     resulting epsilon exactly.
+
+    The noise is drawn with :attr:`effective_sigma`: ``sigma`` rounded *up*
+    to a dyadic grid (a relative change below 3e-4, see
+    :func:`privet.dp.exact.round_sigma_up`) so the exact sampler runs in
+    int64; the event records the effective value.
     """
 
     sigma: float
@@ -216,10 +221,19 @@ class DiscreteGaussianMechanism:
     def __post_init__(self) -> None:
         check_positive("sigma", self.sigma)
         check_positive_int("sensitivity", self.sensitivity)
+        object.__setattr__(self, "_effective", exact.round_sigma_up(self.sigma))
+
+    @property
+    def effective_sigma(self) -> float:
+        """The sigma the noise is drawn with (``sigma`` rounded up), as a float never above it."""
+        effective = self.__dict__["_effective"]
+        as_float = float(effective)
+        # The event must not claim more noise than is drawn.
+        return as_float if as_float <= effective else math.nextafter(as_float, 0.0)
 
     @property
     def event(self) -> DpEvent:
-        return DiscreteGaussianDpEvent(float(self.sigma), int(self.sensitivity))
+        return DiscreteGaussianDpEvent(self.effective_sigma, int(self.sensitivity))
 
     def validate(self, value: Any) -> np.ndarray:
         return check_integer_array("value", value)
@@ -227,8 +241,8 @@ class DiscreteGaussianMechanism:
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
         array = self.validate(value)
         source = resolve_rng(rng, release=True)
-        noise = exact.discrete_gaussian(self.sigma, array.size, source).reshape(array.shape)
-        return _shape_like(value, array + noise)
+        noise = exact.discrete_gaussian(self.__dict__["_effective"], array.size, source)
+        return _shape_like(value, array + noise.reshape(array.shape))
 
 
 @dataclass(frozen=True)
