@@ -10,8 +10,10 @@ References
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import dp_accounting
@@ -21,7 +23,14 @@ from typer.testing import CliRunner, Result
 
 from privet.cli import demo
 from privet.cli.main import app
-from privet.dp import Ledger, dpsgd_event, epsilon, event_to_json, noise_multiplier_for
+from privet.dp import (
+    Ledger,
+    describe_event,
+    dpsgd_event,
+    epsilon,
+    event_from_json,
+    noise_multiplier_for,
+)
 
 # A wide terminal, so that rich neither wraps nor truncates table cells.
 runner = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
@@ -188,10 +197,23 @@ def test_ledger_history_prints_every_charge(charged_ledger: Ledger) -> None:
         cells = rows[str(charge.index)]
         assert cells[1:] == [
             charge.label,
-            event_to_json(charge.event),
+            describe_event(charge.event),
             f"{charge.epsilon_after:.6g}",
         ]
         assert cells[0] == f"{charge.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def test_ledger_history_json_round_trips_every_charge(charged_ledger: Ledger) -> None:
+    result = invoke("ledger", "history", str(charged_ledger.path), "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    charges = charged_ledger.history()
+    assert [r["label"] for r in records] == [c.label for c in charges]
+    assert [event_from_json(json.dumps(r["event"])) for r in records] == [c.event for c in charges]
+    assert [r["epsilon_after"] for r in records] == [c.epsilon_after for c in charges]
+    assert [datetime.fromisoformat(r["created_at"]) for r in records] == [
+        c.created_at for c in charges
+    ]
 
 
 def test_ledger_commands_do_not_change_the_charges(charged_ledger: Ledger) -> None:

@@ -100,3 +100,16 @@ def test_wire_form_is_plain_json() -> None:
             "event": {"type": "GaussianDpEvent", "noise_multiplier": 1.0},
         },
     }
+
+
+def test_describe_event_is_short_and_readable() -> None:
+    from privet.dp import describe_event
+
+    assert (
+        describe_event(dpsgd_event(1.1, 0.004, 14062))
+        == "14062 × PoissonSampled(q=0.004, Gaussian(noise_multiplier=1.1))"
+    )
+    composed = dp_accounting.ComposedDpEvent(
+        [dp_event.DiscreteLaplaceDpEvent(0.1, 1), PureDpEvent(0.2)]
+    )
+    assert describe_event(composed) == "DiscreteLaplace(noise_parameter=0.1, Δ=1) + Pure(ε=0.2)"

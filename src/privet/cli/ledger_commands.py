@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,26 +53,38 @@ def show(path: PathArgument) -> None:
 
 
 @app.command()
-def history(path: PathArgument) -> None:
+def history(
+    path: PathArgument,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per charge, for other programs.")
+    ] = False,
+) -> None:
     """Every charge: when, by which label, what event, and epsilon after it."""
-    from privet.dp import event_to_json
+    from privet.dp import describe_event, event_to_json
 
     ledger = _open(path)
+    charges = ledger.history()
+    if as_json:
+        for charge in charges:
+            record = {
+                "index": charge.index,
+                "created_at": charge.created_at.isoformat(),
+                "label": charge.label,
+                "event": json.loads(event_to_json(charge.event)),
+                "epsilon_after": charge.epsilon_after,
+            }
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        return
     table = Table(title=f"charges of {path}")
-    for name, justify in (
-        ("#", "right"),
-        ("when (UTC)", "left"),
-        ("label", "left"),
-        ("event", "left"),
-        ("ε after", "right"),
-    ):
+    columns = (("#", "right"), ("when (UTC)", "left"), ("label", "left"), ("event", "left"))
+    for name, justify in (*columns, ("ε after", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for charge in ledger.history():
+    for charge in charges:
         table.add_row(
             str(charge.index),
             f"{charge.created_at:%Y-%m-%d %H:%M:%S}",
             charge.label,
-            event_to_json(charge.event),
+            describe_event(charge.event),
             f"{charge.epsilon_after:.6g}",
         )
     Console().print(table)

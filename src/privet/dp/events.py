@@ -38,6 +38,7 @@ __all__ = [
     "DiscreteGaussianDpEvent",
     "DpEvent",
     "PureDpEvent",
+    "describe_event",
     "dpsgd_event",
     "event_from_dict",
     "event_from_json",
@@ -189,6 +190,34 @@ def _decode_value(value: Any, depth: int) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise PrivacyError(f"event fields must be finite, got {value!r}")
     return value
+
+
+def describe_event(event: DpEvent) -> str:
+    """A short human-readable form, e.g. ``14062 × PoissonSampled(q=0.004, Gaussian(σ=1.1))``."""
+    if isinstance(event, dp_event.SelfComposedDpEvent):
+        return f"{event.count} × {describe_event(event.event)}"
+    if isinstance(event, dp_event.ComposedDpEvent):
+        return " + ".join(describe_event(part) for part in event.events) or "nothing"
+    name = type(event).__name__.removesuffix("DpEvent")
+    parts = []
+    for field in attr.fields(type(event)):
+        value = getattr(event, field.name)
+        short = _SHORT_FIELD_NAMES.get(field.name, field.name)
+        if isinstance(value, DpEvent):
+            parts.append(describe_event(value))
+        elif isinstance(value, float):
+            parts.append(f"{short}={value:.4g}")
+        else:
+            parts.append(f"{short}={value}")
+    return f"{name}({', '.join(parts)})"
+
+
+_SHORT_FIELD_NAMES = {
+    "sampling_probability": "q",
+    "sensitivity": "Δ",
+    "epsilon": "ε",
+    "sigma": "σ",
+}
 
 
 def event_to_json(event: DpEvent) -> str:
