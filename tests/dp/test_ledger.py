@@ -49,6 +49,7 @@ from privet.dp import (
     dp_histogram,
     dp_mean,
     dp_quantile,
+    dp_quantiles,
     dp_sum,
     dp_variance,
     epsilon,
@@ -386,7 +387,10 @@ STATISTICS = {
     "dp_sum": lambda lg, rng: dp_sum(VALUES, 0, 10, 0.5, ledger=lg, rng=rng),
     "dp_mean": lambda lg, rng: dp_mean(VALUES, 0, 10, 0.5, ledger=lg, rng=rng),
     "dp_variance": lambda lg, rng: dp_variance(VALUES, 0, 10, 0.5, ledger=lg, rng=rng),
-    "dp_quantile": lambda lg, rng: dp_quantile(VALUES, [0.25, 0.5], 0, 10, 0.5, ledger=lg, rng=rng),
+    "dp_quantile": lambda lg, rng: dp_quantile(VALUES, 0.25, 0, 10, 0.5, ledger=lg, rng=rng),
+    "dp_quantiles": lambda lg, rng: dp_quantiles(
+        VALUES, [0.25, 0.5], 0, 10, 0.5, ledger=lg, rng=rng
+    ),
     "dp_histogram": lambda lg, rng: dp_histogram(VALUES, 4, 0, 10, 0.5, ledger=lg, rng=rng),
 }
 

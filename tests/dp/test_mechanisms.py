@@ -173,7 +173,7 @@ def test_randomized_response_frequency_estimates_are_unbiased() -> None:
 def test_randomized_response_validates_categories() -> None:
     with pytest.raises(PrivacyError, match=r"categories in \[0, 2\], got 3"):
         RandomizedResponse(1.0, 3).release(np.array([0, 3]))
-    with pytest.raises(PrivacyError, match="num_categories must be >= 2, got 1"):
+    with pytest.raises(PrivacyError, match=r"num_categories must be in \[2, 2\*\*31\], got 1"):
         RandomizedResponse(1.0, 1)
     with pytest.raises(PrivacyError, match="epsilon must be <= 20"):
         RandomizedResponse(25.0)
@@ -216,7 +216,7 @@ def test_discrete_gaussian_rounds_sigma_up_slightly_onto_the_int64_path(sigma: f
     mechanism = DiscreteGaussianMechanism(sigma)
     rounded = round_sigma_up(sigma)
     assert Fraction(sigma) <= rounded
-    assert float(rounded) / sigma - 1 < 3e-4
+    assert float(rounded) / sigma - 1 <= 5e-4
     assert _gaussian_fits_int64(rounded * rounded)
     # The event states the noise actually drawn, never more.
     assert Fraction(mechanism.effective_sigma) <= rounded

@@ -18,6 +18,7 @@ from privet.dp import (
     dp_histogram,
     dp_mean,
     dp_quantile,
+    dp_quantiles,
     dp_sum,
     dp_variance,
     epsilon,
@@ -68,11 +69,10 @@ def test_quantile_close_to_truth_and_within_bounds() -> None:
     median = dp_quantile(DATA, 0.5, 0, 100, 1.0, rng=g)
     assert isinstance(median, float)
     assert median == pytest.approx(np.median(DATA), abs=1.0)
-    quartiles = dp_quantile(DATA, [0.25, 0.75], 0, 100, 2.0, rng=g)
-    assert isinstance(quartiles, list)
+    quartiles = dp_quantiles(DATA, [0.25, 0.75], 0, 100, 2.0, rng=g)
     assert quartiles == pytest.approx(np.quantile(DATA, [0.25, 0.75]), abs=1.5)
     for _ in range(100):
-        assert 10 <= dp_quantile(DATA, 0.9, 10, 20, 0.1, rng=g) <= 20  # type: ignore[operator]
+        assert 10 <= dp_quantile(DATA, 0.9, 10, 20, 0.1, rng=g) <= 20
 
 
 def test_histogram_counts_and_edges() -> None:
@@ -92,7 +92,7 @@ def test_histogram_counts_and_edges() -> None:
             [dp_accounting.dp_event.DiscreteLaplaceDpEvent(0.3, 1)],
         ),
         (lambda lg: dp_sum(DATA, 0, 100, 0.3, ledger=lg), [dp_accounting.LaplaceDpEvent(1 / 0.3)]),
-        (lambda lg: dp_quantile(DATA, [0.1, 0.9], 0, 100, 0.4, ledger=lg), [PureDpEvent(0.2)] * 2),
+        (lambda lg: dp_quantiles(DATA, [0.1, 0.9], 0, 100, 0.4, ledger=lg), [PureDpEvent(0.2)] * 2),
     ],
 )
 def test_statistics_charge_their_events(release, expected_events) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +120,7 @@ def test_mean_and_variance_spend_their_epsilon(eps: float) -> None:
         (lambda: dp_sum(DATA, 0, float("inf"), 1.0), "upper must be finite"),
         (lambda: dp_count(DATA, 0.0), "epsilon must be > 0, got 0.0"),
         (lambda: dp_quantile(DATA, 1.5, 0, 1, 1.0), r"q must be in \[0, 1\], got 1.5"),
-        (lambda: dp_quantile(DATA, [], 0, 1, 1.0), "at least one quantile"),
+        (lambda: dp_quantiles(DATA, [], 0, 1, 1.0), "non-empty sequence of quantile levels"),
         (lambda: dp_histogram(DATA, 0, 0, 1, 1.0), "bins must be an integer >= 1, got 0"),
         (lambda: dp_mean(np.ones((2, 2)), 0, 1, 1.0), "1-D array"),
         (lambda: dp_mean([1.0, np.nan], 0, 1, 1.0), "finite"),

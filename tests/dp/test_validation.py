@@ -34,6 +34,7 @@ from privet.dp import (
     dp_histogram,
     dp_mean,
     dp_quantile,
+    dp_quantiles,
     dp_sum,
     dp_variance,
     dpsgd_event,
@@ -65,6 +66,7 @@ TAKES_EPSILON: dict[str, Callable[[Any], Any]] = {
     "dp_mean": lambda e: dp_mean(DATA, 0, 1, e),
     "dp_variance": lambda e: dp_variance(DATA, 0, 1, e),
     "dp_quantile": lambda e: dp_quantile(DATA, 0.5, 0, 1, e),
+    "dp_quantiles": lambda e: dp_quantiles(DATA, [0.5], 0, 1, e),
     "dp_histogram": lambda e: dp_histogram(DATA, 4, 0, 1, e),
 }
 
@@ -81,6 +83,7 @@ TAKES_BOUNDS: dict[str, Callable[[Any, Any], Any]] = {
     "dp_mean": lambda lo, hi: dp_mean(DATA, lo, hi, 1.0),
     "dp_variance": lambda lo, hi: dp_variance(DATA, lo, hi, 1.0),
     "dp_quantile": lambda lo, hi: dp_quantile(DATA, 0.5, lo, hi, 1.0),
+    "dp_quantiles": lambda lo, hi: dp_quantiles(DATA, [0.5], lo, hi, 1.0),
     "dp_histogram": lambda lo, hi: dp_histogram(DATA, 3, lo, hi, 1.0),
 }
 

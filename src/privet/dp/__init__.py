@@ -45,6 +45,7 @@ from privet.dp.statistics import (
     dp_histogram,
     dp_mean,
     dp_quantile,
+    dp_quantiles,
     dp_sum,
     dp_variance,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "dp_histogram",
     "dp_mean",
     "dp_quantile",
+    "dp_quantiles",
     "dp_sum",
     "dp_variance",
     "dpsgd_event",

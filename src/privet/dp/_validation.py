@@ -31,6 +31,14 @@ def check_positive(name: str, value: Any) -> float:
     return as_float
 
 
+def non_negative(name: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise unless it is finite and >= 0."""
+    as_float = _finite_float(name, value)
+    if as_float < 0:
+        raise PrivacyError(f"{name} must be >= 0, got {value!r}")
+    return as_float
+
+
 def check_epsilon(value: Any, name: str = "epsilon") -> float:
     """Return epsilon as a float; it must be finite and > 0."""
     return check_positive(name, value)
@@ -88,15 +96,25 @@ def check_finite_array(name: str, values: Any) -> np.ndarray:
     return array
 
 
+#: Integer data must stay this far inside int64 so that adding noise cannot wrap.
+MAX_INTEGER_VALUE = 2**62
+
+
 def check_integer_array(name: str, values: Any) -> np.ndarray:
-    """Return ``values`` as an int64 array; floats with a fractional part are refused."""
+    """Return ``values`` as an int64 array of integers with ``|x| <= 2**62``."""
     array = np.asarray(values)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64)
-    as_float = check_finite_array(name, array)
-    if not np.all(as_float == np.round(as_float)):
-        raise PrivacyError(f"{name} must contain only integers, got {values!r}")
-    return as_float.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        as_float = check_finite_array(name, array)
+        if not np.all(as_float == np.round(as_float)):
+            raise PrivacyError(f"{name} must contain only integers, got {values!r}")
+        array = as_float
+    if array.size:
+        largest = max(abs(int(array.max())), abs(int(array.min())))
+        if largest > MAX_INTEGER_VALUE:
+            raise PrivacyError(
+                f"{name} must hold integers in [-2**62, 2**62], got one of magnitude {largest}"
+            )
+    return array.astype(np.int64)
 
 
 def check_choice(name: str, value: Any, options: Sequence[str]) -> str:

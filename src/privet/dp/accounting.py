@@ -35,6 +35,7 @@ from privet.dp._validation import (
     check_positive_int,
     check_probability,
 )
+from privet.dp.event_checks import check_event
 from privet.dp.events import DiscreteGaussianDpEvent, DpEvent, PureDpEvent, dpsgd_event
 from privet.errors import PrivacyError
 
@@ -170,7 +171,11 @@ def check_supported(
     accountant: AccountantName = "pld",
     neighboring_relation: NeighboringRelation = NeighboringRelation.ADD_OR_REMOVE_ONE,
 ) -> Any:
-    """Return a fresh accountant after checking it can account for ``event``; compose nothing."""
+    """Return a fresh accountant after checking it can account for ``event``; compose nothing.
+
+    Every parameter in the event tree is checked first (:func:`check_event`).
+    """
+    check_event(event)
     acct = make_accountant(accountant, neighboring_relation)
     # supports() walks the whole tree before anything composes (validate, then commit).
     if not acct.supports(event):
@@ -274,6 +279,7 @@ def noise_multiplier_for(
     q = check_probability("sample_rate", sample_rate, open_low=True)
     count = check_positive_int("steps", steps)
     check_choice("accountant", accountant, ACCOUNTANTS)
+    check_positive("tolerance", tolerance)
 
     def event_for(sigma: float) -> DpEvent:
         return dpsgd_event(max(sigma, 1e-6), q, count)

@@ -28,10 +28,12 @@ from dp_accounting import dp_event
 from dp_accounting.dp_event import DpEvent
 
 from privet.dp._validation import (
+    check_epsilon,
     check_positive,
     check_positive_int,
     check_probability,
 )
+from privet.dp.event_checks import check_event
 from privet.errors import PrivacyError
 
 __all__ = [
@@ -60,6 +62,9 @@ class PureDpEvent(DpEvent):  # type: ignore[misc]
 
     epsilon: float
 
+    def __attrs_post_init__(self) -> None:
+        check_epsilon(self.epsilon)
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class DiscreteGaussianDpEvent(DpEvent):  # type: ignore[misc]
@@ -73,6 +78,10 @@ class DiscreteGaussianDpEvent(DpEvent):  # type: ignore[misc]
 
     sigma: float
     sensitivity: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        check_positive("sigma", self.sigma)
+        check_positive_int("sensitivity", self.sensitivity)
 
 
 def dpsgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> DpEvent:
@@ -175,9 +184,13 @@ def event_from_dict(data: Mapping[str, Any], *, _depth: int = 0) -> DpEvent:
         raise PrivacyError(f"{data['type']} has no fields {sorted(given - fields)}")
     kwargs = {key: _decode_value(data[key], _depth + 1) for key in given}
     try:
-        return cls(**kwargs)
+        event = cls(**kwargs)
+    except PrivacyError:
+        raise
     except (TypeError, ValueError) as exc:
         raise PrivacyError(f"cannot build {data['type']} from {dict(data)!r}: {exc}") from exc
+    # Nested events are checked by the outermost call, which walks the whole tree.
+    return check_event(event) if _depth == 0 else event
 
 
 def _decode_value(value: Any, depth: int) -> Any:

@@ -65,7 +65,7 @@ _MAX_HIGH = 2**62
 
 #: Largest scale / sigma accepted. Samples are returned as int64; at this
 #: bound a sample reaches 2**63 with probability below exp(-2**12).
-_MAX_PARAMETER = 2**50
+MAX_PARAMETER = 2**50
 
 #: Fast-path bounds on the Laplace scale t/s (CKS Alg. 2): t <= 2**56 keeps
 #: U < t, t * K and U + t * V inside int64 until Alg. 1's counter K or the
@@ -76,6 +76,9 @@ _LAPLACE_MAX_DENOMINATOR = 2**62
 #: Fast-path bound for the Gaussian (CKS Alg. 3) with sigma**2 = p/q and
 #: t = floor(sigma) + 1: q * t**2 <= 2**27. See :func:`_gaussian_fits_int64`.
 _GAUSSIAN_MAX_QT2 = 2**27
+
+#: round_sigma_up never moves sigma by more than this fraction of itself.
+_MAX_SIGMA_ROUNDING = Fraction(1, 2000)
 
 #: |d| <= this bound implies d * d <= 2**62. Module-level so tests can shrink
 #: it and exercise the exact big-integer fallback of the vectorized Gaussian.
@@ -114,7 +117,7 @@ def _exact_parameter(name: str, value: Any) -> Fraction:
     exact = _exact_real(name, value)
     if exact <= 0:
         raise PrivacyError(f"{name} must be > 0, got {value!r}")
-    if exact > _MAX_PARAMETER:
+    if exact > MAX_PARAMETER:
         raise PrivacyError(f"{name} must be <= 2**50, got {value!r}")
     return exact
 
@@ -520,9 +523,10 @@ def round_sigma_up(sigma: ExactReal) -> Fraction:
     A float sigma squares to a huge denominator, which sends the acceptance
     test of CKS Alg. 3 to Python ints. Rounding sigma *up* to a multiple of
     ``2**-j``, with ``j`` as large as :func:`_gaussian_fits_int64` allows,
-    keeps every intermediate in int64. More noise never costs privacy, and
-    the change is at most ``2**-j``: a relative change below about ``3e-4``
-    for any sigma up to about 5000. Larger sigmas are returned unchanged.
+    keeps every intermediate in int64. More noise never costs privacy. The
+    change is at most ``2**-j`` (``j >= 11`` for sigma < 2); if that would move
+    sigma by more than ``5e-4`` of itself (tiny or very large sigmas), sigma is
+    returned unchanged and sampled on the slower exact path instead.
     """
     exact = _exact_parameter("sigma", sigma)
     if _gaussian_fits_int64(exact * exact):
@@ -533,7 +537,8 @@ def round_sigma_up(sigma: ExactReal) -> Fraction:
     j = (27 - (t_bound * t_bound).bit_length()) // 2
     if j < 0:
         return exact
-    return Fraction(math.ceil(exact * 2**j), 2**j)
+    rounded = Fraction(math.ceil(exact * 2**j), 2**j)
+    return rounded if rounded - exact <= _MAX_SIGMA_ROUNDING * exact else exact
 
 
 def discrete_laplace_pmf(k: ArrayLike, scale: ExactReal) -> NDArray[np.float64]:

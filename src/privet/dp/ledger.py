@@ -23,8 +23,9 @@ from typing import Any
 
 import dp_accounting
 
-from privet.dp._validation import check_delta, check_epsilon
+from privet.dp._validation import check_choice, check_delta, check_epsilon
 from privet.dp.accounting import (
+    ACCOUNTANTS,
     AccountantName,
     NeighboringRelation,
     check_supported,
@@ -127,8 +128,14 @@ class Ledger:
         self._init_from_store(store)
 
     def _init_from_store(self, store: LedgerStore) -> None:
-        self._store = store
         header = store.header
+        # A file's header is checked as strictly as a new ledger's arguments.
+        check_epsilon(header.epsilon, "ledger epsilon budget")
+        check_delta(header.delta, "ledger delta budget", allow_zero=False)
+        check_choice("ledger accountant", header.accountant, ACCOUNTANTS)
+        relations = [relation.value for relation in NeighboringRelation]
+        check_choice("ledger neighboring_relation", header.neighboring_relation, relations)
+        self._store = store
         self._relation = NeighboringRelation(header.neighboring_relation)
         self._accountant: AccountantName = "rdp" if header.accountant == "rdp" else "pld"
         # Each distinct event is analysed once per ledger object (see composition.py).
@@ -240,10 +247,9 @@ class Ledger:
     def _encode_supported(self, event: DpEvent) -> str:
         if not isinstance(event, DpEvent):
             raise PrivacyError(f"event must be a dp-accounting DpEvent, got {event!r}")
-        text = event_to_json(event)
-        # Raises PrivacyError naming the reason if the accountant cannot read the event.
+        # Raises PrivacyError naming the bad parameter, or why the accountant cannot read it.
         check_supported(event, self._accountant, self._relation)
-        return text
+        return event_to_json(event)
 
     def _epsilon_of(self, event_texts: list[str]) -> float:
         value = self._composition.epsilon(Counter(event_texts).items(), self.delta_budget)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import dp_accounting
@@ -52,6 +53,8 @@ __all__ = [
 
 GaussianCalibration = Literal["analytic", "classic"]
 
+_MAX_DISCRETE_SENSITIVITY = 2**20
+_MAX_RR_CATEGORIES = 2**31
 _RR_RESOLUTION = 2**30
 _MAX_RR_EPSILON = 20.0  # keeps the integer weights of RandomizedResponse below 2**62
 
@@ -72,6 +75,12 @@ class Mechanism(Protocol):
     def release(self, value: Any, *, rng: RngLike = None) -> Any:
         """Release ``value`` privately."""
         ...
+
+
+def _float_at_least(value: Fraction) -> float:
+    """The nearest float to ``value`` that is not below it."""
+    nearest = float(value)
+    return nearest if Fraction(nearest) >= value else math.nextafter(nearest, math.inf)
 
 
 def _shape_like(value: Any, array: np.ndarray) -> Any:
@@ -176,17 +185,31 @@ class DiscreteLaplaceMechanism:
     sensitivity: int = 1
 
     def __post_init__(self) -> None:
-        check_epsilon(self.epsilon)
-        check_positive_int("sensitivity", self.sensitivity)
+        eps = check_epsilon(self.epsilon)
+        sensitivity = check_positive_int("sensitivity", self.sensitivity)
+        if sensitivity > _MAX_DISCRETE_SENSITIVITY:
+            raise PrivacyError(
+                f"sensitivity must be <= 2**20 for DiscreteLaplaceMechanism (its PLD enumerates "
+                f"the sensitivity), got {sensitivity}; use LaplaceMechanism for wider ranges"
+            )
+        exact_scale = Fraction(sensitivity) / Fraction(eps)
+        if exact_scale > exact.MAX_PARAMETER:
+            raise PrivacyError(
+                f"sensitivity / epsilon must be <= 2**50, got {float(exact_scale):.6g}"
+            )
+        object.__setattr__(self, "_scale", _float_at_least(exact_scale))
 
     @property
     def scale(self) -> float:
-        """The noise scale ``sensitivity / epsilon``."""
-        return self.sensitivity / self.epsilon
+        """The noise scale drawn: ``sensitivity / epsilon``, rounded up to a float."""
+        return float(self.__dict__["_scale"])
 
     @property
     def event(self) -> DpEvent:
-        return dp_event.DiscreteLaplaceDpEvent(self.epsilon / self.sensitivity, self.sensitivity)
+        # The parameter a = 1 / scale of the noise actually drawn, rounded *up*: the
+        # event may overstate epsilon by an ulp, never understate it.
+        parameter = _float_at_least(1 / Fraction(self.scale))
+        return dp_event.DiscreteLaplaceDpEvent(parameter, self.sensitivity)
 
     def validate(self, value: Any) -> np.ndarray:
         return check_integer_array("value", value)
@@ -264,8 +287,8 @@ class RandomizedResponse:
             raise PrivacyError(
                 f"epsilon must be <= {_MAX_RR_EPSILON} for RandomizedResponse, got {self.epsilon!r}"
             )
-        if check_positive_int("num_categories", self.num_categories) < 2:
-            raise PrivacyError(f"num_categories must be >= 2, got {self.num_categories!r}")
+        if not 2 <= check_positive_int("num_categories", self.num_categories) <= _MAX_RR_CATEGORIES:
+            raise PrivacyError(f"num_categories must be in [2, 2**31], got {self.num_categories!r}")
 
     @property
     def _keep_weight(self) -> int:

@@ -31,7 +31,7 @@ __all__ = [
     "resolve_rng",
 ]
 
-_TWO_POW_MINUS_53 = 2.0**-53
+_TWO_POW_MINUS_52 = 2.0**-52
 _MAX_VECTOR_HIGH = 2**62
 
 
@@ -79,7 +79,7 @@ class RandomSource(ABC):
 class OsRandom(RandomSource):
     """The operating system's CSPRNG (``os.urandom`` / ``secrets``).
 
-    Doubles carry 53 random bits each and never equal 0 or 1; normals come
+    Doubles carry 52 random bits each and never equal 0 or 1; normals come
     from the Box–Muller transform of those doubles.
     """
 
@@ -89,9 +89,7 @@ class OsRandom(RandomSource):
         return np.frombuffer(os.urandom(8 * size), dtype=np.uint64)
 
     def uniform(self, size: int) -> np.ndarray:
-        bits = self._uint64(size) >> np.uint64(11)
-        # Midpoints of the 2**53 cells keep the value strictly inside (0, 1).
-        return (bits.astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
+        return _cell_midpoints(self._uint64(size) >> np.uint64(12))
 
     def standard_normal(self, size: int) -> np.ndarray:
         pairs = (size + 1) // 2
@@ -130,9 +128,8 @@ class GeneratorRandom(RandomSource):
         self.generator = generator
 
     def uniform(self, size: int) -> np.ndarray:
-        # Generator.random() is on [0, 1); shift onto the cell midpoints as OsRandom does.
-        bits = self.generator.integers(0, 2**53, size=size, dtype=np.int64)
-        return (bits.astype(np.float64) + 0.5) * _TWO_POW_MINUS_53
+        # Generator.random() is on [0, 1); use the same cell midpoints as OsRandom.
+        return _cell_midpoints(self.generator.integers(0, 2**52, size=size, dtype=np.uint64))
 
     def standard_normal(self, size: int) -> np.ndarray:
         return self.generator.standard_normal(size)
@@ -190,6 +187,17 @@ def resolve_rng(rng: RngLike, *, release: bool) -> RandomSource:
             stacklevel=3,
         )
     return source
+
+
+def _cell_midpoints(bits: np.ndarray) -> np.ndarray:
+    """Map 52-bit integers to the midpoints of 2**52 equal cells of (0, 1).
+
+    ``bits + 0.5`` needs 53 significant bits, which a double has, so every
+    value is exact and lies strictly inside (0, 1) — never 0 or 1, so
+    ``log(u)`` and ``log(1 - u)`` are always finite.
+    """
+    midpoints: np.ndarray = (bits.astype(np.float64) + 0.5) * _TWO_POW_MINUS_52
+    return midpoints
 
 
 def _check_vector_high(high: int) -> None:

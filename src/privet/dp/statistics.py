@@ -12,7 +12,8 @@ enough to hold the data and no wider than needed, since noise grows with them.
 
 Each function takes ``ledger`` (charged once, with the composition of every
 mechanism it uses, *before* any noise is drawn — a refusal releases nothing)
-and ``rng`` (``None``: the OS CSPRNG).
+and ``rng`` (``None``: the OS CSPRNG). **Without a ledger nothing accounts for
+the release**: the caller must then compose the cost themselves.
 
 Counts and histograms use the exact discrete Laplace sampler; sums, means and
 variances use floating-point Laplace noise; quantiles use the exponential
@@ -34,13 +35,22 @@ from privet.dp._validation import (
     check_positive_int,
     check_probability,
 )
+from privet.dp.accounting import NeighboringRelation
 from privet.dp.events import DpEvent, PureDpEvent
 from privet.dp.ledger import Ledger
 from privet.dp.mechanisms import DiscreteLaplaceMechanism, LaplaceMechanism
 from privet.dp.randomness import RandomSource, RngLike, resolve_rng
 from privet.errors import PrivacyError
 
-__all__ = ["dp_count", "dp_histogram", "dp_mean", "dp_quantile", "dp_sum", "dp_variance"]
+__all__ = [
+    "dp_count",
+    "dp_histogram",
+    "dp_mean",
+    "dp_quantile",
+    "dp_quantiles",
+    "dp_sum",
+    "dp_variance",
+]
 
 
 def _charge(ledger: Ledger | None, events: Sequence[DpEvent], label: str, rng: RngLike) -> None:
@@ -50,6 +60,13 @@ def _charge(ledger: Ledger | None, events: Sequence[DpEvent], label: str, rng: R
         return
     if not isinstance(ledger, Ledger):
         raise PrivacyError(f"ledger must be a privet.dp.Ledger or None, got {ledger!r}")
+    # The sensitivities below hold for adding or removing a row; replacing one
+    # can move a sum or a histogram twice as far, so other relations are refused.
+    if ledger.neighboring_relation is not NeighboringRelation.ADD_OR_REMOVE_ONE:
+        raise PrivacyError(
+            "DP statistics are calibrated for ADD_OR_REMOVE_ONE neighbours, "
+            f"got a ledger under {ledger.neighboring_relation.name}"
+        )
     event = events[0] if len(events) == 1 else dp_accounting.ComposedDpEvent(list(events))
     ledger.charge(event, label=label)
 
@@ -195,7 +212,7 @@ def _quantile_once(
 
 def dp_quantile(
     values: Any,
-    q: float | Sequence[float],
+    q: float,
     lower: float,
     upper: float,
     epsilon: float,
@@ -203,25 +220,46 @@ def dp_quantile(
     ledger: Ledger | None = None,
     rng: RngLike = None,
     label: str = "quantile",
-) -> float | list[float]:
-    """The q-quantile(s) of values clipped to [lower, upper], by the exponential mechanism.
+) -> float:
+    """The q-quantile of values clipped to [lower, upper], by the exponential mechanism.
 
     Smith, "Privacy-preserving statistical estimation with optimal convergence
-    rates", STOC 2011. Several quantiles split epsilon evenly (each is an
-    independent epsilon/len(q)-DP selection).
+    rates", STOC 2011: a point is drawn from [lower, upper] with density
+    proportional to exp(epsilon * u(x) / 2), u(x) = -|#{values < x} - q n|,
+    whose sensitivity is 1. Epsilon-DP.
+    """
+    (answer,) = dp_quantiles(
+        values, [q], lower, upper, epsilon, ledger=ledger, rng=rng, label=label
+    )
+    return answer
+
+
+def dp_quantiles(
+    values: Any,
+    qs: Sequence[float],
+    lower: float,
+    upper: float,
+    epsilon: float,
+    *,
+    ledger: Ledger | None = None,
+    rng: RngLike = None,
+    label: str = "quantiles",
+) -> list[float]:
+    """Several quantiles (see :func:`dp_quantile`), splitting epsilon evenly among them.
+
+    Each is an independent ``epsilon / len(qs)``-DP selection; the ledger is
+    charged once with their composition.
     """
     low, high = check_bounds(lower, upper)
     eps = check_epsilon(epsilon)
-    levels = [q] if np.ndim(q) == 0 else list(q)  # type: ignore[arg-type]
-    if not levels:
-        raise PrivacyError("q must hold at least one quantile level, got an empty sequence")
-    checked = [check_probability("q", level) for level in levels]
+    if isinstance(qs, str) or np.ndim(qs) != 1 or len(qs) == 0:
+        raise PrivacyError(f"qs must be a non-empty sequence of quantile levels, got {qs!r}")
+    levels = [check_probability("q", level) for level in qs]
     sorted_values = np.sort(np.clip(_column(values), low, high))
-    share = eps / len(checked)
-    _charge(ledger, [PureDpEvent(share)] * len(checked), label, rng)
+    share = eps / len(levels)
+    _charge(ledger, [PureDpEvent(share)] * len(levels), label, rng)
     source = resolve_rng(rng, release=True)
-    answers = [_quantile_once(sorted_values, level, low, high, share, source) for level in checked]
-    return answers[0] if np.ndim(q) == 0 else answers
+    return [_quantile_once(sorted_values, level, low, high, share, source) for level in levels]
 
 
 def dp_histogram(
