@@ -542,7 +542,7 @@ def samples_caption() -> str:
         "† numpy has no discrete Gaussian: rint(normal) is a speed floor, not the same law. "
         f"dpl GaussianDiscrete(ε={EPSILON}, δ={DELTA}) has σ={dpl_sigma:.4g}; privet's "
         f"σ={INTEGER_SIGMA:g} is an integer; the analytic Gaussian's float σ is rounded up (by "
-        "< 3e-4 relative, the event records it) so the exact sampler stays in int64."
+        "at most 5e-4 relative, the event records it) so the exact sampler stays in int64."
     )
 
 
