@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+# The CPU build of torch that is served locally; pinned first so that no later
+# requirement pulls a CUDA build from the registry.
+TORCH  := torch==2.13.0
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -15,6 +18,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(PIP) $(TORCH)
 	$(PIP) -e ".[all]"
 	touch $@ $(VENV)/.demo-installed
 

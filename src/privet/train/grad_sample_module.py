@@ -1,0 +1,244 @@
+"""Wrap a model so one ordinary backward pass yields per-sample clipping.
+
+:class:`GradSampleModule` splits a model into *units*: layers with a kernel in
+:data:`privet.train.kernels.KERNELS` (Linear, Conv1d/2d, Embedding, LayerNorm,
+GroupNorm), and any other module owning parameters directly (handled, with all
+its sub-modules, by the ``torch.func`` kernel). A forward hook keeps each
+unit's inputs; a tensor hook on its outputs keeps the gradient that flows back
+into them during the user's ``loss.backward()``. From those the optimizer
+asks for per-sample norms and clipped sums (:meth:`per_sample_norms_sq`,
+:meth:`clipped_sums`).
+
+Assumptions, checked where possible: the batch is dimension 0 of every
+unit's first input; with ``loss_reduction="mean"`` the loss is the mean over
+the batch (the stored gradients are multiplied by the batch size, as Opacus
+does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from privet.errors import PrivacyError
+from privet.train.kernels import KERNELS, Capture, LayerKernel, kernel_for
+
+__all__ = ["GradSampleModule", "LossReduction", "Unit"]
+
+LossReduction = Literal["mean", "sum"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A module whose parameters one kernel handles."""
+
+    name: str
+    module: nn.Module
+    kernel: LayerKernel
+
+    def parameters(self) -> dict[str, Tensor]:
+        return self.kernel.parameters(self.module)
+
+
+def _find_units(module: nn.Module, prefix: str = "") -> Iterator[Unit]:
+    kernel = kernel_for(module)
+    if type(module) in KERNELS or kernel is not None:
+        if kernel is not None:
+            yield Unit(prefix, module, kernel)
+        return
+    for name, child in module.named_children():
+        yield from _find_units(child, f"{prefix}.{name}" if prefix else name)
+
+
+class GradSampleModule(nn.Module):
+    """``module`` with hooks that record what per-sample clipping needs.
+
+    Parameters
+    ----------
+    module
+        The model. Its trainable parameters must each be reached by exactly
+        one unit (see the module docstring).
+    loss_reduction
+        ``"mean"`` if the loss averages over the batch, ``"sum"`` if it sums.
+    """
+
+    def __init__(self, module: nn.Module, *, loss_reduction: LossReduction = "mean") -> None:
+        super().__init__()
+        if loss_reduction not in ("mean", "sum"):
+            raise PrivacyError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
+        self._module = module
+        self.loss_reduction: LossReduction = loss_reduction
+        self.units = list(_find_units(module))
+        covered = [id(p) for unit in self.units for p in unit.parameters().values()]
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        if sorted(covered) != sorted(id(p) for p in trainable):
+            raise PrivacyError("every trainable parameter must belong to exactly one layer")
+        self._captures: dict[int, list[Capture]] = {i: [] for i in range(len(self.units))}
+        # Off while kernels re-run a layer (torch.func), so they record nothing.
+        self._recording = True
+        self._handles: list[RemovableHandle] = [
+            unit.module.register_forward_hook(
+                functools.partial(self._on_forward, index), with_kwargs=True
+            )
+            for index, unit in enumerate(self.units)
+        ]
+
+    @property
+    def wrapped(self) -> nn.Module:
+        """The model being trained."""
+        return self._module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._module(*args, **kwargs)
+
+    # -- hooks -----------------------------------------------------------------------------------
+
+    def _on_forward(
+        self,
+        index: int,
+        module: nn.Module,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        output: Any,
+    ) -> None:
+        if not (self._recording and torch.is_grad_enabled()):
+            return
+        outputs = output if isinstance(output, tuple) else (output,)
+        if not any(isinstance(o, Tensor) and o.requires_grad for o in outputs):
+            return
+        capture = Capture(
+            args=tuple(a.detach() if isinstance(a, Tensor) else a for a in args),
+            kwargs={k: v.detach() if isinstance(v, Tensor) else v for k, v in kwargs.items()},
+            backprops=[None] * len(outputs),
+        )
+        for position, value in enumerate(outputs):
+            if isinstance(value, Tensor) and value.requires_grad:
+                hook = functools.partial(self._on_backward, capture, position)
+                value.register_hook(hook)  # type: ignore[no-untyped-call]
+        self._captures[index].append(capture)
+
+    def _on_backward(self, capture: Capture, position: int, grad: Tensor) -> None:
+        scaled = grad.detach()
+        if self.loss_reduction == "mean":
+            scaled = scaled * capture.batch_size
+        previous = capture.backprops[position]
+        capture.backprops[position] = scaled if previous is None else previous + scaled
+
+    # -- what the optimizer asks -----------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget every captured batch (called by ``zero_grad`` and after each step)."""
+        for captures in self._captures.values():
+            captures.clear()
+
+    def batch_size(self) -> int:
+        """The batch size of the captured forward pass (0 if nothing was captured)."""
+        sizes = {c.batch_size for captures in self._captures.values() for c in captures}
+        if len(sizes) > 1:
+            raise PrivacyError(f"layers saw different batch sizes in one step: {sorted(sizes)}")
+        return sizes.pop() if sizes else 0
+
+    @contextlib.contextmanager
+    def _paused(self) -> Iterator[None]:
+        self._recording = False
+        try:
+            yield
+        finally:
+            self._recording = True
+
+    def _ready(self, index: int) -> list[Capture]:
+        # An empty Poisson batch contributes nothing (the step adds noise only).
+        captures = [
+            c
+            for c in self._captures[index]
+            if c.batch_size > 0 and any(g is not None for g in c.backprops)
+        ]
+        sizes = {c.batch_size for c in captures}
+        if len(sizes) > 1:
+            raise PrivacyError(
+                f"layer {self.units[index].name!r} ran on batches of sizes {sorted(sizes)} in one "
+                "step; run other forward passes under torch.no_grad() or call zero_grad() first"
+            )
+        return captures
+
+    def _materialized(self, unit: Unit, captures: list[Capture]) -> dict[str, Tensor]:
+        """Per-sample gradients summed over several calls of one layer (shared weights)."""
+        total: dict[str, Tensor] = {}
+        for capture in captures:
+            for name, grad in unit.kernel.per_sample_grads(unit.module, capture).items():
+                total[name] = grad if name not in total else total[name] + grad
+        return total
+
+    def per_sample_norms_sq(self) -> dict[Tensor, Tensor]:
+        """Squared per-sample gradient norm of every trainable parameter: ``param -> (N,)``."""
+        with self._paused(), torch.no_grad():
+            return self._norms_sq()
+
+    def _norms_sq(self) -> dict[Tensor, Tensor]:
+        out: dict[Tensor, Tensor] = {}
+        for index, unit in enumerate(self.units):
+            captures = self._ready(index)
+            params = unit.parameters()
+            if not captures:
+                continue
+            if len(captures) == 1:
+                norms = unit.kernel.norms_sq(unit.module, captures[0])
+            else:
+                norms = {
+                    name: grad.flatten(1).pow(2).sum(1)
+                    for name, grad in self._materialized(unit, captures).items()
+                }
+            out.update({params[name]: value for name, value in norms.items()})
+        return out
+
+    def clipped_sums(self, scales: Mapping[Tensor, Tensor]) -> dict[Tensor, Tensor]:
+        """``sum_i scales[param]_i * grad_i`` for every parameter that took part in the step."""
+        with self._paused(), torch.no_grad():
+            return self._clipped_sums(scales)
+
+    def _clipped_sums(self, scales: Mapping[Tensor, Tensor]) -> dict[Tensor, Tensor]:
+        out: dict[Tensor, Tensor] = {}
+        for index, unit in enumerate(self.units):
+            captures = self._ready(index)
+            if not captures:
+                continue
+            params = unit.parameters()
+            by_name = {name: scales[param] for name, param in params.items()}
+            if len(captures) == 1:
+                sums = unit.kernel.clipped_sum(unit.module, captures[0], by_name)
+            else:
+                sums = {
+                    name: torch.einsum("n,n...->...", by_name[name].to(grad.dtype), grad)
+                    for name, grad in self._materialized(unit, captures).items()
+                }
+            out.update({params[name]: value for name, value in sums.items()})
+        return out
+
+    def per_sample_grads(self) -> dict[Tensor, Tensor]:
+        """Materialized per-sample gradients (the slow path; for tests and audits)."""
+        with self._paused(), torch.no_grad():
+            return self._per_sample_grads()
+
+    def _per_sample_grads(self) -> dict[Tensor, Tensor]:
+        out: dict[Tensor, Tensor] = {}
+        for index, unit in enumerate(self.units):
+            captures = self._ready(index)
+            if captures:
+                params = unit.parameters()
+                grads = self._materialized(unit, captures)
+                out.update({params[name]: value for name, value in grads.items()})
+        return out
+
+    def remove_hooks(self) -> None:
+        """Detach from the model (it keeps working as a plain module)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.clear()
