@@ -14,7 +14,8 @@ $(BIN)/python:
 
 # Stamps re-run the install when pyproject.toml changes.
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) $(TORCH)
+	$(PIP) -e ".[torch]"
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python

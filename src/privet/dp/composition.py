@@ -52,6 +52,8 @@ class GroupedComposition:
         self._accountant = accountant
         self._relation = neighboring_relation
         self._pieces: dict[str, Any] = {}
+        # The last answer: a charge followed by spent() asks the same question twice.
+        self._last: tuple[frozenset[tuple[str, int]], float, float] | None = None
 
     def _piece(self, key: str) -> Any:
         """The event encoded as ``key`` analysed alone: an RDP curve, or ``(pld, non_private)``."""
@@ -75,6 +77,14 @@ class GroupedComposition:
         groups = list(groups)
         if not groups:
             return 0.0
+        key = frozenset(groups)
+        if self._last is not None and self._last[0] == key and self._last[1] == delta:
+            return self._last[2]
+        value = self._epsilon(groups, delta)
+        self._last = (key, delta, value)
+        return value
+
+    def _epsilon(self, groups: list[tuple[str, int]], delta: float) -> float:
         if self._accountant == "rdp":
             total = np.zeros(len(rdp_lib.DEFAULT_RDP_ORDERS))
             for key, count in groups:
