@@ -11,6 +11,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("privet.train needs PyTorch: pip install 'privet[torch]'") from exc
 
+from privet.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from privet.train.data_loader import DPDataLoader, PoissonBatchSampler
 from privet.train.engine import PrivacyEngine
 from privet.train.grad_sample_module import GradSampleModule
@@ -19,6 +20,7 @@ from privet.train.optimizer import DPOptimizer
 from privet.train.validator import ModuleValidator
 
 __all__ = [
+    "Checkpoint",
     "DPDataLoader",
     "DPOptimizer",
     "GaussianNoise",
@@ -26,4 +28,6 @@ __all__ = [
     "ModuleValidator",
     "PoissonBatchSampler",
     "PrivacyEngine",
+    "load_checkpoint",
+    "save_checkpoint",
 ]
