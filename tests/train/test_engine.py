@@ -336,3 +336,41 @@ def test_validator_refuses_batch_norm_and_fix_replaces_it() -> None:
             noise_multiplier=1.0,
             max_grad_norm=1.0,
         )
+
+
+def test_batch_memory_manager_matches_whole_batches() -> None:
+    """Physical batches of 3 give the same private run as whole Poisson batches (same seeds)."""
+    from privet.train import BatchMemoryManager
+
+    results = []
+    for physical in (None, 3):
+        engine = PrivacyEngine("rdp")
+        model = mlp()
+        model, optimizer, loader = engine.make_private(
+            module=model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=DataLoader(TensorDataset(*batch(64)), batch_size=8),
+            noise_multiplier=1.0,
+            max_grad_norm=0.5,
+            noise_generator=seeded(4),
+            sampler_rng=np.random.default_rng(6),
+        )
+        if physical is None:
+            batches = iter(loader)
+            for x, y in batches:
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+        else:
+            with BatchMemoryManager(
+                data_loader=loader, max_physical_batch_size=physical, optimizer=optimizer
+            ) as physical_batches:
+                for x, y in physical_batches:
+                    assert len(x) <= physical
+                    optimizer.zero_grad()
+                    nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+        assert engine.steps == len(loader) == 8  # one accounted step per logical batch
+        results.append([p.detach().clone() for p in model.parameters()])
+    for whole, split in zip(*results, strict=True):
+        torch.testing.assert_close(whole, split, rtol=1e-5, atol=1e-6)

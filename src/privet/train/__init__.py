@@ -15,11 +15,13 @@ from privet.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from privet.train.data_loader import DPDataLoader, PoissonBatchSampler
 from privet.train.engine import PrivacyEngine
 from privet.train.grad_sample_module import GradSampleModule
+from privet.train.memory import BatchMemoryManager
 from privet.train.noise import GaussianNoise
 from privet.train.optimizer import DPOptimizer
 from privet.train.validator import ModuleValidator
 
 __all__ = [
+    "BatchMemoryManager",
     "Checkpoint",
     "DPDataLoader",
     "DPOptimizer",
