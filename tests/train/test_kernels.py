@@ -210,11 +210,17 @@ def test_bad_loss_reduction_is_refused() -> None:
         GradSampleModule(nn.Linear(2, 2), loss_reduction="avg")  # type: ignore[arg-type]
 
 
-def test_unsupported_embedding_options_are_refused() -> None:
-    wrapped = GradSampleModule(nn.Embedding(5, 2, scale_grad_by_freq=True))
-    wrapped(torch.randint(0, 5, (3, 2))).sum().backward()
-    with pytest.raises(PrivacyError, match="scale_grad_by_freq"):
-        wrapped.per_sample_norms_sq()
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (nn.Embedding(5, 2, scale_grad_by_freq=True), "scale_grad_by_freq"),
+        (nn.GRU(4, 6, batch_first=True), "recurrent layer"),
+        (nn.BatchNorm1d(4), "GroupNorm"),
+    ],
+)
+def test_unsupported_layers_are_refused_when_wrapped(layer: nn.Module, message: str) -> None:
+    with pytest.raises(PrivacyError, match=message):
+        GradSampleModule(nn.Sequential(layer))
 
 
 def test_a_stray_forward_pass_with_another_batch_is_refused() -> None:

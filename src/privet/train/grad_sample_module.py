@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,7 +28,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from privet.errors import PrivacyError
+from privet.train.fast_forward import fast_forward_for
 from privet.train.kernels import KERNELS, Capture, LayerKernel, kernel_for
+from privet.train.validator import ModuleValidator
 
 __all__ = ["GradSampleModule", "LossReduction", "Unit"]
 
@@ -73,6 +75,8 @@ class GradSampleModule(nn.Module):
         super().__init__()
         if loss_reduction not in ("mean", "sum"):
             raise PrivacyError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}")
+        # Refuse what per-sample clipping cannot handle before touching the model.
+        ModuleValidator.validate(module, strict=True)
         self._module = module
         self.loss_reduction: LossReduction = loss_reduction
         self.units = list(_find_units(module))
@@ -83,12 +87,17 @@ class GradSampleModule(nn.Module):
         self._captures: dict[int, list[Capture]] = {i: [] for i in range(len(self.units))}
         # Off while kernels re-run a layer (torch.func), so they record nothing.
         self._recording = True
-        self._handles: list[RemovableHandle] = [
-            unit.module.register_forward_hook(
-                functools.partial(self._on_forward, index), with_kwargs=True
-            )
-            for index, unit in enumerate(self.units)
-        ]
+        self._handles: list[RemovableHandle] = []
+        self._patched: list[nn.Module] = []
+        for index, unit in enumerate(self.units):
+            fast = fast_forward_for(unit.module, functools.partial(self._capture_call, index))
+            if fast is not None:
+                # An instance attribute shadows the class's forward until remove_hooks().
+                unit.module.forward = fast
+                self._patched.append(unit.module)
+            else:
+                hook = functools.partial(self._on_forward, index)
+                self._handles.append(unit.module.register_forward_hook(hook, with_kwargs=True))
 
     @property
     def wrapped(self) -> nn.Module:
@@ -123,6 +132,15 @@ class GradSampleModule(nn.Module):
                 hook = functools.partial(self._on_backward, capture, position)
                 value.register_hook(hook)  # type: ignore[no-untyped-call]
         self._captures[index].append(capture)
+
+    def _capture_call(
+        self, index: int, module: nn.Module, args: tuple[Any, ...]
+    ) -> Callable[[Tensor], None]:
+        """Record one call of a fast-forward layer; return what receives its output gradient."""
+        capture = Capture(args=tuple(a.detach() for a in args), kwargs={}, backprops=[None])
+        if self._recording:
+            self._captures[index].append(capture)
+        return functools.partial(self._on_backward, capture, 0)
 
     def _on_backward(self, capture: Capture, position: int, grad: Tensor) -> None:
         scaled = grad.detach()
@@ -241,4 +259,7 @@ class GradSampleModule(nn.Module):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for module in self._patched:
+            del module.forward
+        self._patched.clear()
         self.clear()

@@ -4,9 +4,9 @@ torch's CPU generator is a Mersenne Twister: its state can be recovered from
 its outputs and it is meant for simulation. DP-SGD's noise is what protects
 the training data, so by default it comes from AES-256 in counter mode keyed
 by 32 bytes of the OS CSPRNG (a CTR-DRBG construction, NIST SP 800-90A),
-turned into normals by the Box–Muller transform on 53-bit uniforms: the
-largest draw is about 8.6 sigma, and the mass beyond it (below 1e-17 per
-coordinate) is far under any delta in use. ``secure=False`` uses a torch
+turned into normals by the Box–Muller transform with a 53-bit uniform for the
+radius: the largest draw is about 8.6 sigma, and the mass beyond it (below
+1e-17 per coordinate) is far under any delta in use. ``secure=False`` uses a torch
 ``Generator`` instead — Opacus's default, reproducible when seeded, and
 faster; choosing it warns.
 """
@@ -25,6 +25,10 @@ from privet.dp.randomness import SeededRandomnessWarning
 __all__ = ["GaussianNoise"]
 
 _TWO_POW_MINUS_53 = 2.0**-53
+_TWO_PI_OVER_2_24 = 2.0 * math.pi / 2**24
+_MASK_53 = (1 << 53) - 1
+_MASK_24 = (1 << 24) - 1
+_CHUNK_PAIRS = 1 << 15  # 32k pairs: 512 KiB of keystream a chunk
 
 
 class GaussianNoise:
@@ -54,34 +58,53 @@ class GaussianNoise:
             cipher = Cipher(algorithms.AES(os.urandom(32)), modes.CTR(os.urandom(16)))
             self._encryptor = cipher.encryptor()
         self._buffer = bytearray()
+        self._zeros = b""
 
     @property
     def secure(self) -> bool:
         return self.generator is None
 
-    def _uniform53(self, count: int) -> Tensor:
-        """``count`` float64 uniforms on the open interval (0, 1) from the AES-CTR stream."""
+    def _keystream_words(self, count: int) -> Tensor:
+        """``count`` int64 words of the AES-CTR keystream, in a reused buffer."""
         needed = 8 * count
         if len(self._buffer) < needed:
             self._buffer = bytearray(needed)
-        view = memoryview(self._buffer)[:needed]
-        # Encrypting zeros in CTR mode writes the raw keystream.
+            self._zeros = bytes(needed)
         encryptor = self._encryptor
         if encryptor is None:  # pragma: no cover - guarded by callers
             raise RuntimeError("no cryptographic stream")
-        encryptor.update_into(bytes(needed), view)
-        words = torch.frombuffer(self._buffer, dtype=torch.int64, count=count)
-        bits = torch.bitwise_and(torch.bitwise_right_shift(words, 11), (1 << 53) - 1)
-        return (bits.to(torch.float64) + 0.5) * _TWO_POW_MINUS_53
+        # Encrypting zeros in CTR mode writes the raw keystream.
+        encryptor.update_into(memoryview(self._zeros)[:needed], memoryview(self._buffer)[:needed])
+        return torch.frombuffer(self._buffer, dtype=torch.int64, count=count)
+
+    def _standard_normals(self, out: Tensor) -> None:
+        """Fill the float32 vector ``out`` with N(0, 1) draws, chunk by chunk.
+
+        Box–Muller: the radius from a 53-bit uniform (in float64, so the
+        tails reach about 8.6 sigma), the angle from 24 bits in float32.
+        Buffers are reused so a step does not map fresh memory.
+        """
+        count = out.numel()
+        for start in range(0, count, 2 * _CHUNK_PAIRS):
+            pairs = min(_CHUNK_PAIRS, (count - start + 1) // 2)
+            words = self._keystream_words(2 * pairs)
+            # int64 shifts are arithmetic: mask off the sign-extended bits.
+            radius_bits = torch.bitwise_right_shift(words[:pairs], 11).bitwise_and_(_MASK_53)
+            uniform = (radius_bits.to(torch.float64) + 0.5).mul_(_TWO_POW_MINUS_53)
+            radius = uniform.log_().mul_(-2.0).sqrt_().to(torch.float32)
+            angle_bits = torch.bitwise_right_shift(words[pairs:], 40).bitwise_and_(_MASK_24)
+            angle = angle_bits.to(torch.float32).add_(0.5).mul_(_TWO_PI_OVER_2_24)
+            first = min(pairs, count - start)
+            torch.mul(radius[:first], torch.cos(angle[:first]), out=out[start : start + first])
+            second = min(pairs, count - start - first)
+            if second > 0:
+                end = start + first + second
+                torch.mul(radius[:second], torch.sin(angle[:second]), out=out[start + first : end])
 
     def sample(self, shape: torch.Size, std: float, dtype: torch.dtype) -> Tensor:
         """A tensor of N(0, std^2) draws."""
         if self.generator is not None:
             return torch.normal(0.0, std, shape, generator=self.generator, dtype=dtype)
-        count = math.prod(shape)
-        pairs = (count + 1) // 2
-        uniforms = self._uniform53(2 * pairs)
-        radius = torch.sqrt(-2.0 * torch.log(uniforms[:pairs]))
-        angle = (2.0 * math.pi) * uniforms[pairs:]
-        normals = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:count]
-        return (normals * std).to(dtype).reshape(shape)
+        out = torch.empty(math.prod(shape), dtype=torch.float32)
+        self._standard_normals(out)
+        return out.mul_(std).to(dtype).reshape(shape)

@@ -39,6 +39,11 @@ class ModuleValidator:
                     f"{name or 'model'} ({type(layer).__name__}) mixes examples across the batch; "
                     "replace it with GroupNorm (ModuleValidator.fix does)"
                 )
+            if isinstance(layer, nn.RNNBase):
+                problems.append(
+                    f"{name or 'model'} ({type(layer).__name__}) is a fused recurrent layer that "
+                    "per-sample clipping cannot yet differentiate per example; not supported"
+                )
             if isinstance(layer, nn.Embedding) and (
                 layer.sparse or layer.scale_grad_by_freq or layer.max_norm is not None
             ):
