@@ -29,7 +29,7 @@ from torch.utils.hooks import RemovableHandle
 
 from privet.errors import PrivacyError
 from privet.train.fast_forward import fast_forward_for
-from privet.train.kernels import KERNELS, Capture, LayerKernel, kernel_for
+from privet.train.kernels import KERNELS, Capture, LayerKernel, kernel_for, row_norms_sq
 from privet.train.validator import ModuleValidator
 
 __all__ = ["GradSampleModule", "LossReduction", "Unit"]
@@ -210,7 +210,7 @@ class GradSampleModule(nn.Module):
                 norms = unit.kernel.norms_sq(unit.module, captures[0])
             else:
                 norms = {
-                    name: grad.flatten(1).pow(2).sum(1)
+                    name: row_norms_sq(grad)
                     for name, grad in self._materialized(unit, captures).items()
                 }
             out.update({params[name]: value for name, value in norms.items()})

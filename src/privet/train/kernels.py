@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
+import torch.nn.grad
 from torch import Tensor, nn
 from torch.nn import functional
 
 from privet.errors import PrivacyError
 
-__all__ = ["KERNELS", "Capture", "FunctorchKernel", "LayerKernel", "kernel_for"]
+__all__ = ["KERNELS", "Capture", "FunctorchKernel", "LayerKernel", "kernel_for", "row_norms_sq"]
 
 
 @dataclass
@@ -81,7 +82,7 @@ class LayerKernel(ABC):
     def norms_sq(self, module: nn.Module, capture: Capture) -> dict[str, Tensor]:
         """Squared per-sample gradient norms, ``name -> (N,)``."""
         return {
-            name: grad.flatten(1).pow(2).sum(1)
+            name: row_norms_sq(grad)
             for name, grad in self.per_sample_grads(module, capture).items()
         }
 
@@ -93,6 +94,12 @@ class LayerKernel(ABC):
             name: torch.einsum("n,n...->...", scales[name].to(grad.dtype), grad)
             for name, grad in self.per_sample_grads(module, capture).items()
         }
+
+
+def row_norms_sq(grads: Tensor) -> Tensor:
+    """``||g_i||²`` for each example's gradient (one fused reduction)."""
+    flat = grads.flatten(1)
+    return torch.einsum("ni,ni->n", flat, flat)
 
 
 def _weight(module: nn.Module) -> Tensor:
@@ -151,61 +158,75 @@ class LinearKernel(LayerKernel):
 
 
 class ConvKernel(LayerKernel):
-    """``nn.Conv1d`` / ``nn.Conv2d`` as a grouped matrix product over unfolded patches."""
+    """``nn.Conv1d`` / ``nn.Conv2d`` through the convolution's own weight-gradient operator.
 
-    def _patches(self, module: nn.Module, capture: Capture) -> tuple[Tensor, Tensor]:
-        """``a: (N, G, L, C_in/G * k)`` patches and ``b: (N, G, L, C_out/G)`` gradients."""
+    Per-sample gradients are one grouped weight-gradient convolution with the
+    batch folded into the groups (each example its own group); the clipped
+    sum is the ordinary weight gradient of the scaled output gradients.
+    """
+
+    @staticmethod
+    def _inputs(module: nn.Module, capture: Capture) -> tuple[Tensor, Any, Any]:
+        """Input (explicitly padded unless zero padding), padding to use, weight-grad op."""
         conv: Any = module
-        x, grad = capture.args[0], capture.grad_output
-        if isinstance(conv, nn.Conv1d):
-            x, grad = x.unsqueeze(2), grad.unsqueeze(2)
-            kernel, stride, dilation = (
-                (1, *conv.kernel_size),
-                (1, *conv.stride),
-                (1, *conv.dilation),
-            )
-            pad = (*conv._reversed_padding_repeated_twice, 0, 0)
+        x = capture.args[0]
+        if conv.padding_mode == "zeros" and not isinstance(conv.padding, str):
+            padding = conv.padding
         else:
-            kernel, stride, dilation = conv.kernel_size, conv.stride, conv.dilation
-            pad = conv._reversed_padding_repeated_twice
-        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
-        x = functional.pad(x, pad, mode=mode)
-        n, groups = x.shape[0], conv.groups
-        patches = functional.unfold(x, kernel, dilation=dilation, stride=stride)  # (N, C_in*k, L)
-        a = patches.reshape(n, groups, -1, patches.shape[-1]).transpose(2, 3)
-        b = grad.reshape(n, groups, grad.shape[1] // groups, -1).transpose(2, 3)
-        return a, b
+            mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+            x = functional.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
+            padding = 0
+        weight_grad_of = (
+            torch.nn.grad.conv1d_weight
+            if isinstance(conv, nn.Conv1d)
+            else torch.nn.grad.conv2d_weight
+        )
+        return x, padding, weight_grad_of
+
+    def _per_sample_weight(self, module: nn.Module, capture: Capture) -> Tensor:
+        conv: Any = module
+        x, padding, weight_grad_of = self._inputs(module, capture)
+        grad = capture.grad_output
+        n, weight = x.shape[0], _weight(module)
+        folded_x = x.reshape(1, n * x.shape[1], *x.shape[2:])
+        folded_grad = grad.reshape(1, n * grad.shape[1], *grad.shape[2:])
+        shape = (n * weight.shape[0], *weight.shape[1:])
+        per_sample: Tensor = weight_grad_of(
+            folded_x, shape, folded_grad, conv.stride, padding, conv.dilation, conv.groups * n
+        )
+        return per_sample.reshape(n, *weight.shape)
 
     def per_sample_grads(self, module: nn.Module, capture: Capture) -> dict[str, Tensor]:
-        a, b = self._patches(module, capture)
-        weight = torch.einsum("ngli,nglo->ngoi", a, b)
-        grads = {"weight": weight.reshape(a.shape[0], *_weight(module).shape)}
-        if "bias" in self.parameters(module):
-            grads["bias"] = b.sum(2).flatten(1)
-        return {name: grads[name] for name in self.parameters(module)}
-
-    def norms_sq(self, module: nn.Module, capture: Capture) -> dict[str, Tensor]:
-        a, b = self._patches(module, capture)
-        n, groups = a.shape[0], a.shape[1]
-        flat_a = a.reshape(n * groups, a.shape[2], a.shape[3])
-        flat_b = b.reshape(n * groups, b.shape[2], b.shape[3])
-        out = {"weight": _matmul_norms_sq(flat_a, flat_b).reshape(n, groups).sum(1)}
-        if "bias" in self.parameters(module):
-            out["bias"] = b.sum(2).pow(2).sum((1, 2))
-        return {name: out[name] for name in self.parameters(module)}
+        grads = {}
+        for name in self.parameters(module):
+            if name == "weight":
+                grads[name] = self._per_sample_weight(module, capture)
+            else:
+                grads[name] = capture.grad_output.flatten(2).sum(2)
+        return grads
 
     def clipped_sum(
         self, module: nn.Module, capture: Capture, scales: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
-        a, b = self._patches(module, capture)
+        conv: Any = module
+        x, padding, weight_grad_of = self._inputs(module, capture)
+        grad = capture.grad_output
         out = {}
         for name in self.parameters(module):
-            scaled = b * scales[name].to(b.dtype)[:, None, None, None]
+            shape = (-1,) + (1,) * (grad.dim() - 1)
+            scaled = grad * scales[name].to(grad.dtype).reshape(shape)
             if name == "weight":
-                weight = torch.einsum("ngli,nglo->goi", a, scaled)
-                out[name] = weight.reshape(_weight(module).shape)
+                out[name] = weight_grad_of(
+                    x,
+                    _weight(module).shape,
+                    scaled,
+                    conv.stride,
+                    padding,
+                    conv.dilation,
+                    conv.groups,
+                )
             else:
-                out[name] = scaled.sum((0, 2)).flatten()
+                out[name] = scaled.sum(dim=(0, *range(2, grad.dim())))
         return out
 
 
