@@ -29,7 +29,14 @@ from torch.utils.hooks import RemovableHandle
 
 from privet.errors import PrivacyError
 from privet.train.fast_forward import fast_forward_for
-from privet.train.kernels import KERNELS, Capture, LayerKernel, kernel_for, row_norms_sq
+from privet.train.kernels import (
+    KERNELS,
+    Capture,
+    LayerKernel,
+    kernel_for,
+    row_norms_sq,
+    weighted_sum,
+)
 from privet.train.validator import ModuleValidator
 
 __all__ = ["GradSampleModule", "LossReduction", "Unit"]
@@ -233,7 +240,7 @@ class GradSampleModule(nn.Module):
                 sums = unit.kernel.clipped_sum(unit.module, captures[0], by_name)
             else:
                 sums = {
-                    name: torch.einsum("n,n...->...", by_name[name].to(grad.dtype), grad)
+                    name: weighted_sum(by_name[name], grad)
                     for name, grad in self._materialized(unit, captures).items()
                 }
             out.update({params[name]: value for name, value in sums.items()})

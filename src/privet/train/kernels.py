@@ -35,7 +35,15 @@ from torch.nn import functional
 
 from privet.errors import PrivacyError
 
-__all__ = ["KERNELS", "Capture", "FunctorchKernel", "LayerKernel", "kernel_for", "row_norms_sq"]
+__all__ = [
+    "KERNELS",
+    "Capture",
+    "FunctorchKernel",
+    "LayerKernel",
+    "kernel_for",
+    "row_norms_sq",
+    "weighted_sum",
+]
 
 
 @dataclass
@@ -91,15 +99,22 @@ class LayerKernel(ABC):
     ) -> dict[str, Tensor]:
         """``sum_i scales[name]_i * grad_i`` for each parameter ``name``."""
         return {
-            name: torch.einsum("n,n...->...", scales[name].to(grad.dtype), grad)
+            name: weighted_sum(scales[name], grad)
             for name, grad in self.per_sample_grads(module, capture).items()
         }
 
 
 def row_norms_sq(grads: Tensor) -> Tensor:
     """``||g_i||²`` for each example's gradient (one fused reduction)."""
-    flat = grads.flatten(1)
-    return torch.einsum("ni,ni->n", flat, flat)
+    # vector_norm is several times faster than einsum or pow().sum() here.
+    norms: Tensor = torch.linalg.vector_norm(grads.flatten(1), dim=1)
+    return norms.square()
+
+
+def weighted_sum(weights: Tensor, grads: Tensor) -> Tensor:
+    """``sum_i weights_i * grads_i`` over the batch dimension."""
+    total: Tensor = torch.tensordot(weights.to(grads.dtype), grads, dims=1)
+    return total
 
 
 def _weight(module: nn.Module) -> Tensor:
@@ -204,6 +219,42 @@ class ConvKernel(LayerKernel):
             else:
                 grads[name] = capture.grad_output.flatten(2).sum(2)
         return grads
+
+    def _patches(self, module: nn.Module, capture: Capture) -> tuple[Tensor, Tensor]:
+        """``a: (N*G, L, C_in/G * k)`` unfolded patches, ``b: (N*G, L, C_out/G)`` gradients."""
+        conv: Any = module
+        x, grad = capture.args[0], capture.grad_output
+        if isinstance(conv, nn.Conv1d):
+            x, grad = x.unsqueeze(2), grad.unsqueeze(2)
+            kernel, stride, dilation = (
+                (1, *conv.kernel_size),
+                (1, *conv.stride),
+                (1, *conv.dilation),
+            )
+            pad = (*conv._reversed_padding_repeated_twice, 0, 0)
+        else:
+            kernel, stride, dilation = conv.kernel_size, conv.stride, conv.dilation
+            pad = conv._reversed_padding_repeated_twice
+        mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+        x = functional.pad(x, pad, mode=mode)
+        n, groups = x.shape[0], conv.groups
+        patches = functional.unfold(x, kernel, dilation=dilation, stride=stride)
+        a = patches.reshape(n * groups, -1, patches.shape[-1]).transpose(1, 2)
+        b = grad.reshape(n * groups, grad.shape[1] // groups, -1).transpose(1, 2)
+        return a, b
+
+    def norms_sq(self, module: nn.Module, capture: Capture) -> dict[str, Tensor]:
+        # Ghost norms or a per-sample matrix product, whichever is cheaper; the
+        # grouped weight-gradient convolution is slower here for many examples.
+        params = self.parameters(module)
+        out = {}
+        if "weight" in params:
+            a, b = self._patches(module, capture)
+            n = capture.batch_size
+            out["weight"] = _matmul_norms_sq(a, b).reshape(n, -1).sum(1)
+        if "bias" in params:
+            out["bias"] = row_norms_sq(capture.grad_output.flatten(2).sum(2))
+        return out
 
     def clipped_sum(
         self, module: nn.Module, capture: Capture, scales: Mapping[str, Tensor]
