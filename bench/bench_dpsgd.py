@@ -422,8 +422,9 @@ def noise_table(entries: list[tuple[str, int, int, float, float]]) -> Table:
         title="Noise for one step alone (all parameter tensors, float32)",
         title_justify="left",
         caption=(
-            "crypto = privet's default AES-256-CTR stream + Box–Muller (53-bit radius, float32 angle); seeded = a "
-            "torch.Generator (torch.normal), as Opacus without secure_mode."
+            "crypto = privet's default AES-256-CTR stream + Box–Muller (53-bit radius, "
+            "float32 angle); seeded = a torch.Generator (torch.normal), as Opacus without "
+            "secure_mode."
         ),
         caption_justify="left",
     )
