@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,15 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ledger_commands.app, name="ledger")
+
+
+@app.callback()
+def _configure() -> None:
+    """Privacy-preserving machine learning: accounting, ledgers and private analysis."""
+    # dp-accounting warns (through absl) whenever an RDP order fails to converge and is
+    # dropped — a conservative, expected event during noise searches. The command line
+    # shows errors only; library users keep their own logging configuration.
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class AccountantChoice(StrEnum):
