@@ -186,10 +186,12 @@ class DPOptimizer(Optimizer):
         std = self.noise_multiplier * self.max_grad_norm
         divisor = self.expected_batch_size if self.module.loss_reduction == "mean" else 1
         for param in self.params:
+            # The fresh noise tensor becomes the gradient: sum and scale in place.
+            grad = self.noise.sample(param.shape, std, param.dtype)
             summed = self._summed.get(param)
-            noise = self.noise.sample(param.shape, std, param.dtype)
-            total = noise if summed is None else summed.to(param.dtype) + noise
-            param.grad = total / divisor
+            if summed is not None:
+                grad.add_(summed.to(param.dtype))
+            param.grad = grad.div_(divisor) if divisor != 1 else grad
         self._summed.clear()
         return True
 
