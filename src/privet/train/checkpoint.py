@@ -141,6 +141,11 @@ def load_checkpoint(
         raise PrivacyError(
             f"checkpoint format must be {FORMAT_VERSION}, got {state.get('format')!r}"
         )
+    if engine.steps:
+        raise PrivacyError(
+            f"the engine has already taken {engine.steps} steps; load a checkpoint into a fresh "
+            "engine (discarding steps already taken would under-report epsilon)"
+        )
     if state["accountant"] != engine.accountant:
         raise PrivacyError(
             f"the checkpoint was accounted with {state['accountant']!r}, "

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from torch.utils.data.dataloader import default_collate
 
 from privet.dp._validation import check_positive_int, check_probability
 from privet.dp.randomness import RngLike, resolve_rng
+from privet.errors import PrivacyError
 
 __all__ = ["DPDataLoader", "PoissonBatchSampler"]
 
@@ -32,7 +33,13 @@ class PoissonBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(
-        self, num_samples: int, sample_rate: float, steps: int | None = None, rng: RngLike = None
+        self,
+        num_samples: int,
+        sample_rate: float,
+        steps: int | None = None,
+        rng: RngLike = None,
+        *,
+        release: bool = False,
     ) -> None:
         self.num_samples = check_positive_int("num_samples", num_samples)
         self.sample_rate = check_probability("sample_rate", sample_rate, open_low=True)
@@ -41,7 +48,8 @@ class PoissonBatchSampler(Sampler[list[int]]):
             if steps is not None
             else max(1, round(1 / sample_rate))
         )
-        self._source = resolve_rng(rng, release=False)
+        # Which examples were sampled is secret too: a seeded generator warns for training.
+        self._source = resolve_rng(rng, release=release)
         # 2**30 resolution: probabilities are compared exactly as integers.
         self._threshold = int(self.sample_rate * 2**30)
 
@@ -88,10 +96,11 @@ class DPDataLoader(DataLoader[Any]):
         collate_fn: Any = None,
         num_workers: int = 0,
         rng: RngLike = None,
+        release: bool = False,
         **kwargs: Any,
     ) -> None:
         size = len(dataset)  # type: ignore[arg-type]
-        sampler = PoissonBatchSampler(size, sample_rate, steps, rng)
+        sampler = PoissonBatchSampler(size, sample_rate, steps, rng, release=release)
         collate = collate_fn or default_collate
         empty = _empty_like(dataset[0])
         super().__init__(
@@ -105,14 +114,28 @@ class DPDataLoader(DataLoader[Any]):
         self.expected_batch_size = max(1, round(sample_rate * size))
 
     @classmethod
-    def from_data_loader(cls, loader: DataLoader[Any], *, rng: RngLike = None) -> DPDataLoader:
-        """Poisson batches with the same expected size and epoch length as ``loader``."""
+    def from_data_loader(
+        cls, loader: DataLoader[Any], *, rng: RngLike = None, release: bool = False
+    ) -> DPDataLoader:
+        """Poisson batches with the same expected size and epoch length as ``loader``.
+
+        Only loaders that draw from their whole dataset (shuffled or in order)
+        are converted: a custom sampler (a subset, weights) would be silently
+        replaced by sampling from every example, training on data it excluded.
+        """
         size = len(loader.dataset)  # type: ignore[arg-type]
+        sampler = getattr(loader.batch_sampler, "sampler", None)
+        if not isinstance(sampler, RandomSampler | SequentialSampler) or (
+            isinstance(sampler, RandomSampler) and (sampler.replacement or len(sampler) != size)
+        ):
+            raise PrivacyError(
+                f"cannot convert a loader with sampler {type(sampler).__name__} to Poisson "
+                "sampling; wrap the examples to train on in their own Dataset "
+                "(e.g. torch.utils.data.Subset)"
+            )
         batch_size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
         if not batch_size:
-            raise ValueError(
-                "the data loader must have a batch_size to convert to Poisson sampling"
-            )
+            raise PrivacyError("the data loader must have a batch_size to convert it")
         return cls(
             loader.dataset,
             sample_rate=min(1.0, batch_size / size),
@@ -120,4 +143,5 @@ class DPDataLoader(DataLoader[Any]):
             collate_fn=loader.collate_fn,
             num_workers=loader.num_workers,
             rng=rng,
+            release=release,
         )

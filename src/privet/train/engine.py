@@ -102,17 +102,31 @@ class PrivacyEngine:
         clipping: str = "flat",
         noise_generator: torch.Generator | None = None,
         sampler_rng: RngLike = None,
-        **_opacus_options: Any,
+        batch_first: bool = True,
+        secure_mode: bool | None = None,
+        grad_sample_mode: str | None = None,
     ) -> tuple[GradSampleModule, DPOptimizer, DataLoader[Any]]:
         """Return the private ``(module, optimizer, data_loader)`` for the training loop.
 
         ``poisson_sampling=False`` is refused: this engine's accounting assumes
         Poisson sampling, and accounting for a different sampling scheme would
         state a false epsilon. ``clipping`` is ``"flat"`` (one ``max_grad_norm``)
-        or ``"per_layer"`` (one bound per parameter tensor). Opacus-only options
-        such as ``grad_sample_mode`` are accepted and ignored: privet picks the
-        fastest correct kernel per layer.
+        or ``"per_layer"`` (one bound per parameter tensor).
+
+        Opacus's options: ``grad_sample_mode`` is accepted and ignored (privet
+        picks the fastest correct kernel per layer); ``batch_first`` must be
+        True (dimension 0 is the batch everywhere); ``secure_mode=False`` with
+        no ``noise_generator`` still uses cryptographic noise (privet's
+        default), and ``secure_mode=True`` with a seeded generator is refused.
         """
+        del grad_sample_mode
+        if not batch_first:
+            raise PrivacyError(
+                "batch_first must be True: privet clips along dimension 0, and clipping along "
+                "another dimension would not bound one example's influence"
+            )
+        if secure_mode and noise_generator is not None:
+            raise PrivacyError("secure_mode=True cannot use a seeded noise_generator")
         if not poisson_sampling:
             raise PrivacyError(
                 "poisson_sampling must be True: privet accounts for Poisson-subsampled steps, "
@@ -129,7 +143,7 @@ class PrivacyEngine:
         dp_loader = (
             data_loader
             if isinstance(data_loader, DPDataLoader)
-            else DPDataLoader.from_data_loader(data_loader, rng=sampler_rng)
+            else DPDataLoader.from_data_loader(data_loader, rng=sampler_rng, release=True)
         )
         wrapped = (
             module
@@ -149,14 +163,18 @@ class PrivacyEngine:
         return wrapped, dp_optimizer, dp_loader
 
     def _attach(self, optimizer: DPOptimizer, sample_rate: float) -> None:
-        key = (optimizer.noise_multiplier, sample_rate)
+        # Each step is accounted with the noise multiplier it used: a schedule that
+        # changes optimizer.noise_multiplier mid-training is charged what it spends.
+        used: list[float] = []
 
         def charge(opt: DPOptimizer) -> None:
+            used[:] = [opt.noise_multiplier]
             if self.ledger is not None:
-                self.ledger.charge(self.step_event(*key), label="dp-sgd step")
+                event = self.step_event(opt.noise_multiplier, sample_rate)
+                self.ledger.charge(event, label="dp-sgd step")
 
         def record(opt: DPOptimizer) -> None:
-            self._history[key] += 1
+            self._history[(used[0], sample_rate)] += 1
 
         optimizer.before_noise.append(charge)
         optimizer.after_step.append(record)
@@ -180,7 +198,9 @@ class PrivacyEngine:
         dp_loader = (
             data_loader
             if isinstance(data_loader, DPDataLoader)
-            else DPDataLoader.from_data_loader(data_loader, rng=kwargs.pop("sampler_rng", None))
+            else DPDataLoader.from_data_loader(
+                data_loader, rng=kwargs.pop("sampler_rng", None), release=True
+            )
         )
         steps = n_epochs * len(dp_loader)
         sigma = noise_multiplier_for(eps, delta, dp_loader.sample_rate, steps, self.accountant)

@@ -66,6 +66,15 @@ def _find_units(module: nn.Module, prefix: str = "") -> Iterator[Unit]:
         yield from _find_units(child, f"{prefix}.{name}" if prefix else name)
 
 
+def _batch_size_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+        if isinstance(value, tuple | list) and value and isinstance(value[0], Tensor):
+            return int(value[0].shape[0])
+    raise PrivacyError("the model's inputs must include a tensor whose dimension 0 is the batch")
+
+
 class GradSampleModule(nn.Module):
     """``module`` with hooks that record what per-sample clipping needs.
 
@@ -94,6 +103,8 @@ class GradSampleModule(nn.Module):
         self._captures: dict[int, list[Capture]] = {i: [] for i in range(len(self.units))}
         # Off while kernels re-run a layer (torch.func), so they record nothing.
         self._recording = True
+        # Batch size of each forward pass with gradients since the last clear().
+        self._forward_sizes: list[int] = []
         self._handles: list[RemovableHandle] = []
         self._patched: list[nn.Module] = []
         for index, unit in enumerate(self.units):
@@ -112,6 +123,8 @@ class GradSampleModule(nn.Module):
         return self._module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled() and self._recording:
+            self._forward_sizes.append(_batch_size_of(args, kwargs))
         return self._module(*args, **kwargs)
 
     # -- hooks -----------------------------------------------------------------------------------
@@ -162,6 +175,36 @@ class GradSampleModule(nn.Module):
         """Forget every captured batch (called by ``zero_grad`` and after each step)."""
         for captures in self._captures.values():
             captures.clear()
+        self._forward_sizes.clear()
+
+    def check_one_batch(self) -> None:
+        """Refuse a step whose captures do not come from exactly one batch of examples.
+
+        Two forward passes before one step would sum example ``i`` of one batch
+        with example ``i`` of the other before clipping; a layer whose dimension
+        0 is not the batch (a time-major layer, flattened tokens) would clip
+        something other than examples. Either breaks the sensitivity bound.
+        """
+        if len(self._forward_sizes) > 1:
+            raise PrivacyError(
+                f"{len(self._forward_sizes)} forward passes with gradients before one step; "
+                "DP-SGD clips one batch per step (use BatchMemoryManager or "
+                "signal_skip_step for accumulation, torch.no_grad() for evaluation)"
+            )
+        expected = self._forward_sizes[0] if self._forward_sizes else None
+        for index, unit in enumerate(self.units):
+            for capture in self._captures[index]:
+                if expected is None:
+                    raise PrivacyError(
+                        "layers ran outside the wrapped model; call the module that "
+                        "make_private returned"
+                    )
+                if capture.batch_size != expected:
+                    raise PrivacyError(
+                        f"layer {unit.name!r} saw dimension 0 of size {capture.batch_size}, but "
+                        f"the batch has {expected} examples; every layer's dimension 0 must be "
+                        "the batch (batch_first=True, no flattening of examples)"
+                    )
 
     def batch_size(self) -> int:
         """The batch size of the captured forward pass (0 if nothing was captured)."""

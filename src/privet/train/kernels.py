@@ -56,6 +56,10 @@ class Capture:
 
     @property
     def batch_size(self) -> int:
+        if not self.args or not isinstance(self.args[0], Tensor) or self.args[0].dim() == 0:
+            raise PrivacyError(
+                "a layer must receive its batched input as the first positional argument"
+            )
         return int(self.args[0].shape[0])
 
     @property

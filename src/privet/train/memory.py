@@ -72,7 +72,8 @@ class BatchMemoryManager:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.optimizer.signal_skip_step(False)
+        # Leaving mid-batch (break, exception) must not carry clipped sums into a later step.
+        self.optimizer.discard_accumulated()
 
     def _physical_batches(self) -> Iterator[Any]:
         for batch in self.data_loader:

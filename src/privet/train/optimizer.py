@@ -69,7 +69,7 @@ class DPOptimizer(Optimizer):
     ) -> None:
         self.original_optimizer = optimizer
         self.module = module
-        self.noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
+        self._noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
         self.expected_batch_size = check_positive_int("expected_batch_size", expected_batch_size)
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         trainable = [p for p in module.wrapped.parameters() if p.requires_grad]
@@ -101,6 +101,29 @@ class DPOptimizer(Optimizer):
                 f"({len(params)}), got {len(bounds)}"
             )
         return dict(zip(params, bounds, strict=True))
+
+    @property
+    def noise_multiplier(self) -> float:
+        """Noise std over the clipping bound. Settable (noise schedules); every step is
+        accounted with the value it actually used."""
+        return self._noise_multiplier
+
+    @noise_multiplier.setter
+    def noise_multiplier(self, value: float) -> None:
+        self._noise_multiplier = check_positive("noise_multiplier", value)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refused: a parameter added after wrapping would train without clipping or noise."""
+        raise PrivacyError(
+            "parameters cannot be added to a DPOptimizer; build the model with every trainable "
+            "parameter and call make_private again"
+        )
+
+    def discard_accumulated(self) -> None:
+        """Drop clipped sums of an unfinished logical batch (nothing from it is released)."""
+        self._summed.clear()
+        self._skip_next = False
+        self.module.clear()
 
     @property
     def max_grad_norm(self) -> float:
@@ -168,6 +191,7 @@ class DPOptimizer(Optimizer):
 
     def pre_step(self) -> bool:
         """Clip and accumulate; on the last virtual step, add noise and write ``p.grad``."""
+        self.module.check_one_batch()
         self._accumulate()
         if self._skip_next:
             self._skip_next = False
@@ -187,7 +211,7 @@ class DPOptimizer(Optimizer):
         divisor = self.expected_batch_size if self.module.loss_reduction == "mean" else 1
         for param in self.params:
             # The fresh noise tensor becomes the gradient: sum and scale in place.
-            grad = self.noise.sample(param.shape, std, param.dtype)
+            grad = self.noise.sample(param.shape, std, param.dtype).to(param.device)
             summed = self._summed.get(param)
             if summed is not None:
                 grad.add_(summed.to(param.dtype))

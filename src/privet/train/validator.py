@@ -15,12 +15,14 @@ import math
 from typing import Any
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from privet.errors import PrivacyError
 
 __all__ = ["ModuleValidator"]
 
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+# _BatchNorm covers BatchNorm1d/2d/3d, SyncBatchNorm, the lazy variants and subclasses.
+_BATCH_NORMS = (_BatchNorm,)
 
 
 class ModuleValidator:
@@ -34,6 +36,11 @@ class ModuleValidator:
         """
         problems = []
         for name, layer in module.named_modules():
+            if isinstance(layer, nn.MultiheadAttention) and not layer.batch_first:
+                problems.append(
+                    f"{name or 'model'} (MultiheadAttention) is time-major; build it with "
+                    "batch_first=True so dimension 0 is the batch"
+                )
             if isinstance(layer, _BATCH_NORMS):
                 problems.append(
                     f"{name or 'model'} ({type(layer).__name__}) mixes examples across the batch; "
