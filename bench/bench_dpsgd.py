@@ -57,6 +57,8 @@ from rich.table import Table
 from torch import Tensor, nn
 from torch.nn import functional
 
+from privet.train import TransformerEncoder
+
 THREADS = 2
 NOISE_MULTIPLIER = 1.0
 MAX_GRAD_NORM = 1.0
@@ -80,22 +82,6 @@ OPACUS_MODES = ("hooks", "functorch", "ew", "ghost")
 # -- workloads --------------------------------------------------------------------------------
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention from two ``nn.Linear`` layers."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
-        return self.out((weights @ v).transpose(1, 2).reshape(n, t, d))
-
-
 class EncoderClassifier(nn.Module):
     """Embeddings, one pre-norm transformer encoder block, mean pooling, linear head."""
 
@@ -103,20 +89,14 @@ class EncoderClassifier(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(vocab, dim)
         self.positions = nn.Embedding(seq, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.attention = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.block = TransformerEncoder(dim, heads)
         self.head = nn.Linear(dim, classes)
 
     def forward(self, x: Tensor) -> Tensor:
         # Positions carry the batch dimension (both libraries assume batch-first inputs) and
         # are contiguous (Opacus ghost's embedding norm calls .view on the indices).
         positions = torch.arange(x.shape[1], device=x.device).repeat(x.shape[0], 1)
-        h = self.tokens(x) + self.positions(positions)
-        h = h + self.attention(self.norm1(h))
-        h = h + self.mlp(self.norm2(h))
-        return self.head(h.mean(1))
+        return self.head(self.block(self.tokens(x) + self.positions(positions)).mean(1))
 
 
 @dataclass(frozen=True)

@@ -16,42 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from privet import PrivacyError
-from privet.train import GradSampleModule
+from privet.train import GradSampleModule, TransformerEncoder
 
 RTOL, ATOL = 1e-9, 1e-12
-
-
-class Attention(nn.Module):
-    """Single-head self-attention from Linear layers (a transformer block's core)."""
-
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x: Tensor) -> Tensor:
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        weights = torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
-        return self.out(weights @ v)
-
-
-class Block(nn.Module):
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attention = Attention(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class TextModel(nn.Module):
     def __init__(self, vocab: int = 30, d: int = 8, classes: int = 3) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, d, padding_idx=0)
-        self.block = Block(d)
+        self.block = TransformerEncoder(d, heads=2, hidden=2 * d)
         self.head = nn.Linear(d, classes)
 
     def forward(self, tokens: Tensor) -> Tensor:

@@ -49,7 +49,7 @@ from torch.nn import functional
 from torch.utils.data import DataLoader, TensorDataset
 
 from privet.dp import epsilon
-from privet.train import DPOptimizer, GradSampleModule, PrivacyEngine
+from privet.train import DPOptimizer, GradSampleModule, PrivacyEngine, TransformerEncoder
 
 RTOL = 1e-4
 ATOL = 1e-6
@@ -59,22 +59,6 @@ DELTA = 1e-5
 # -- models ---------------------------------------------------------------------------------------
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention from two ``nn.Linear`` layers (no parameters of its own)."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
-        return self.out((weights @ v).transpose(1, 2).reshape(n, t, d))
-
-
 class TransformerClassifier(nn.Module):
     """Token + position embeddings, one pre-norm encoder block, mean pooling, a linear head."""
 
@@ -82,19 +66,13 @@ class TransformerClassifier(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(vocab, dim)
         self.positions = nn.Embedding(seq, dim)
-        self.norm1 = nn.LayerNorm(dim)
-        self.attention = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.block = TransformerEncoder(dim, heads)
         self.head = nn.Linear(dim, 3)
 
     def forward(self, x: Tensor) -> Tensor:
         # Positions get the batch dimension too: both libraries assume it is dimension 0.
         positions = torch.arange(x.shape[1]).repeat(x.shape[0], 1)
-        h = self.tokens(x) + self.positions(positions)
-        h = h + self.attention(self.norm1(h))
-        h = h + self.mlp(self.norm2(h))
-        return self.head(h.mean(1))
+        return self.head(self.block(self.tokens(x) + self.positions(positions)).mean(1))
 
 
 class MeanPoolText(nn.Module):

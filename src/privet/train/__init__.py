@@ -15,6 +15,7 @@ from privet.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from privet.train.data_loader import DPDataLoader, PoissonBatchSampler
 from privet.train.engine import PrivacyEngine
 from privet.train.grad_sample_module import GradSampleModule
+from privet.train.layers import SelfAttention, TransformerEncoder
 from privet.train.memory import BatchMemoryManager
 from privet.train.noise import GaussianNoise
 from privet.train.optimizer import DPOptimizer
@@ -30,6 +31,8 @@ __all__ = [
     "ModuleValidator",
     "PoissonBatchSampler",
     "PrivacyEngine",
+    "SelfAttention",
+    "TransformerEncoder",
     "load_checkpoint",
     "save_checkpoint",
 ]
