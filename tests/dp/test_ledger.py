@@ -664,3 +664,14 @@ def test_a_stored_event_of_unknown_type_is_refused_not_imported(tmp_path: Path) 
         ledger.history()
     with pytest.raises(PrivacyError, match=re.escape("got 'os.system'")):
         Ledger.open(path).spent()
+
+
+def test_composed_event_accounts_like_the_ledger() -> None:
+    ledger = Ledger(5.0, DELTA, "rdp")
+    assert ledger.composed_event() == dp_accounting.NoOpDpEvent()
+    for _ in range(3):
+        ledger.charge(dp_accounting.GaussianDpEvent(4.0), label="g")
+    ledger.charge(dp_accounting.LaplaceDpEvent(10.0), label="l")
+    assert epsilon(ledger.composed_event(), DELTA, "rdp") == pytest.approx(
+        ledger.spent(), rel=1e-12
+    )

@@ -191,6 +191,15 @@ class Ledger:
             for stored in self._store.charges()
         ]
 
+    def composed_event(self) -> DpEvent:
+        """Everything charged so far as one event (identical charges grouped).
+
+        Hand it to any accountant, e.g. ``privet.dp.epsilon(ledger.composed_event(), delta)``
+        to see the spend at another delta.
+        """
+        texts = [charge.event_json for charge in self._store.charges()]
+        return compose_history(texts) if texts else dp_accounting.NoOpDpEvent()
+
     def would_spend(self, event: DpEvent) -> float:
         """Epsilon the ledger would reach if ``event`` were charged now (nothing is recorded)."""
         text = self._encode_supported(event)

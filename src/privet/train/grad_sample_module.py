@@ -206,13 +206,6 @@ class GradSampleModule(nn.Module):
                         "the batch (batch_first=True, no flattening of examples)"
                     )
 
-    def batch_size(self) -> int:
-        """The batch size of the captured forward pass (0 if nothing was captured)."""
-        sizes = {c.batch_size for captures in self._captures.values() for c in captures}
-        if len(sizes) > 1:
-            raise PrivacyError(f"layers saw different batch sizes in one step: {sorted(sizes)}")
-        return sizes.pop() if sizes else 0
-
     @contextlib.contextmanager
     def _paused(self) -> Iterator[None]:
         self._recording = False
