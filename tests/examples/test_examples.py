@@ -28,3 +28,27 @@ def test_cohort_summary_spends_until_refused(tmp_path: Path) -> None:
     third = example.summarize(Ledger.open(path))
     assert all("refused" in line for line in third[:2])
     assert Ledger.open(path).spent() <= 2.0
+
+
+def test_dp_sgd_example_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
+    example = load("dp_sgd_mnist")
+    assert example.main([str(tmp_path), "--epochs", "2", "--epsilon", "2.0"]) == 0
+    from privet.dp import Ledger
+
+    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+    steps = len(ledger.history())
+    assert steps == 2 * 16  # every step charged: 2 epochs of 4,000 / 250
+    assert ledger.spent() <= 2.0
+    # Running again resumes after the last epoch: nothing more to train, nothing more spent.
+    assert example.main([str(tmp_path), "--epochs", "2", "--epsilon", "2.0"]) == 0
+    assert len(Ledger.open(tmp_path / "ledger.sqlite").history()) == steps
+
+
+def test_dp_sgd_example_stops_cleanly_when_the_budget_runs_out(tmp_path: Path) -> None:
+    example = load("dp_sgd_mnist")
+    assert example.main([str(tmp_path), "--epochs", "1", "--epsilon", "1.0"]) == 0
+    # Asking for many more epochs on the same ledger (budget 1.2) ends in a refusal, not a crash.
+    assert example.main([str(tmp_path), "--epochs", "8", "--epsilon", "1.0"]) == 0
+    from privet.dp import Ledger
+
+    assert Ledger.open(tmp_path / "ledger.sqlite").spent() <= 1.2
