@@ -314,6 +314,7 @@ class Settings:
     warmup: int
     threads: int
     quick: bool
+    rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,16 @@ class Row:
     peak_mb: float | None
     step_mb: float | None
     error: str = ""
+
+
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds: every timed step together, memory from the first."""
+    failed = [r for r in results if "error" in r]
+    if failed:
+        return failed[0]
+    merged = dict(results[0])
+    merged["times"] = [t for r in results for t in r["times"]]
+    return merged
 
 
 def to_row(framework: str, result: dict[str, Any]) -> Row:
@@ -461,7 +472,10 @@ def positive_int(text: str) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small batches, 1 step")
-    parser.add_argument("--repeats", type=positive_int, default=25, help="timed steps (median)")
+    parser.add_argument("--repeats", type=positive_int, default=15, help="timed steps a round")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=2, help="round-robin rounds per workload (pooled)"
+    )
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=positive_int, default=THREADS, help="torch threads")
     parser.add_argument(
@@ -492,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         settings = Settings(repeats=1, warmup=1, threads=args.threads, quick=True)
     else:
-        settings = Settings(args.repeats, args.warmup, args.threads, quick=False)
+        settings = Settings(args.repeats, args.warmup, args.threads, False, args.rounds)
 
     if args.worker:
         framework, workload = args.worker
@@ -508,7 +522,10 @@ def run(args: argparse.Namespace) -> int:
     mode = (
         "quick: one process, small batches, no memory figures; the figures mean nothing"
         if settings.quick
-        else "each configuration in a fresh subprocess"
+        else (
+            f"each configuration in a fresh subprocess, {settings.rounds} round(s) run "
+            "round-robin and pooled so drift on a shared machine hits every framework alike"
+        )
     )
     console.print(
         f"noise multiplier {NOISE_MULTIPLIER}, max grad norm {MAX_GRAD_NORM}, SGD; "
@@ -519,14 +536,18 @@ def run(args: argparse.Namespace) -> int:
     noise_entries = []
     for name, spec in WORKLOADS.items():
         batch = spec.quick_batch if settings.quick else spec.batch
-        rows = []
-        for framework in FRAMEWORKS:
-            if settings.quick:
+        if settings.quick:
+            rows = []
+            for framework in FRAMEWORKS:
                 result = measure(framework, name, batch, settings.warmup, settings.repeats)
                 result.pop("peak_mb", None)
-            else:
-                result = measure_in_subprocess(framework, name, settings)
-            rows.append(to_row(framework, result))
+                rows.append(to_row(framework, result))
+        else:
+            rounds: dict[str, list[dict[str, Any]]] = {framework: [] for framework in FRAMEWORKS}
+            for _ in range(settings.rounds):
+                for framework in FRAMEWORKS:
+                    rounds[framework].append(measure_in_subprocess(framework, name, settings))
+            rows = [to_row(framework, pooled(rounds[framework])) for framework in FRAMEWORKS]
         results[name] = rows
         console.print(workload_table(name, batch, rows))
 
