@@ -77,6 +77,16 @@ CASES: dict[str, tuple[Callable[[], nn.Module], Callable[[int], Tensor]]] = {
     "conv2d-reflect": (lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), image),
     "conv1d": (lambda: nn.Conv1d(2, 3, 3, padding=2, dilation=2), lambda n: torch.randn(n, 2, 9)),
     "conv1d-same": (lambda: nn.Conv1d(2, 3, 4, padding="same"), lambda n: torch.randn(n, 2, 9)),
+    # Few output positions, many channels: ghost norms rather than per-sample products.
+    "conv2d-ghost-dilated-groups": (
+        lambda: nn.Conv2d(16, 32, 2, dilation=2, groups=2, padding=1),
+        lambda n: torch.randn(n, 16, 4, 4),
+    ),
+    "conv2d-rectangular": (
+        lambda: nn.Conv2d(2, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
+        lambda n: torch.randn(n, 2, 7, 6),
+    ),
+    "conv1d-ghost": (lambda: nn.Conv1d(16, 32, 3, stride=2), lambda n: torch.randn(n, 16, 7)),
     "embedding": (
         lambda: nn.Embedding(10, 4, padding_idx=0),
         lambda n: torch.randint(0, 10, (n, 7)),
@@ -127,8 +137,14 @@ def naive_per_sample(model: nn.Module, x: Tensor, targets: Tensor) -> dict[Tenso
     }
 
 
+@pytest.mark.parametrize("keep", [True, False], ids=["bookkeeping", "recompute"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fast_paths_equal_a_loop_over_examples(case: str) -> None:
+def test_fast_paths_equal_a_loop_over_examples(
+    case: str, keep: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways to the clipped sum: reusing the norm pass's tensors, and recomputing."""
+    if not keep:
+        monkeypatch.setattr("privet.train.kernels.BOOKKEEPING_BUDGET", 0)
     torch.manual_seed(7)
     build, inputs = CASES[case]
     model = build().double()

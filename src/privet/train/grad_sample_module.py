@@ -163,11 +163,15 @@ class GradSampleModule(nn.Module):
         return functools.partial(self._on_backward, capture, 0)
 
     def _on_backward(self, capture: Capture, position: int, grad: Tensor) -> None:
-        scaled = grad.detach()
-        if self.loss_reduction == "mean":
-            scaled = scaled * capture.batch_size
+        # Kept as the loss gave it; the mean's 1/N is undone on the (N,) norms and
+        # scales (see _loss_scale) rather than by copying every output gradient.
+        grad = grad.detach()
         previous = capture.backprops[position]
-        capture.backprops[position] = scaled if previous is None else previous + scaled
+        capture.backprops[position] = grad if previous is None else previous + grad
+
+    def _loss_scale(self, capture: Capture) -> float:
+        """Factor from the stored gradients to per-example ones: N for a mean loss."""
+        return float(capture.batch_size) if self.loss_reduction == "mean" else 1.0
 
     # -- what the optimizer asks -----------------------------------------------------------------
 
@@ -233,7 +237,9 @@ class GradSampleModule(nn.Module):
         """Per-sample gradients summed over several calls of one layer (shared weights)."""
         total: dict[str, Tensor] = {}
         for capture in captures:
+            factor = self._loss_scale(capture)
             for name, grad in unit.kernel.per_sample_grads(unit.module, capture).items():
+                grad = grad * factor
                 total[name] = grad if name not in total else total[name] + grad
         return total
 
@@ -250,7 +256,11 @@ class GradSampleModule(nn.Module):
             if not captures:
                 continue
             if len(captures) == 1:
-                norms = unit.kernel.norms_sq(unit.module, captures[0])
+                factor_sq = self._loss_scale(captures[0]) ** 2
+                norms = {
+                    name: value * factor_sq
+                    for name, value in unit.kernel.norms_sq(unit.module, captures[0]).items()
+                }
             else:
                 norms = {
                     name: row_norms_sq(grad)
@@ -273,7 +283,9 @@ class GradSampleModule(nn.Module):
             params = unit.parameters()
             by_name = {name: scales[param] for name, param in params.items()}
             if len(captures) == 1:
-                sums = unit.kernel.clipped_sum(unit.module, captures[0], by_name)
+                factor = self._loss_scale(captures[0])
+                scaled = {name: value * factor for name, value in by_name.items()}
+                sums = unit.kernel.clipped_sum(unit.module, captures[0], scaled)
             else:
                 sums = {
                     name: weighted_sum(by_name[name], grad)

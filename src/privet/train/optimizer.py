@@ -189,6 +189,26 @@ class DPOptimizer(Optimizer):
             self._summed[param] = value if previous is None else previous + value
         self.module.clear()
 
+    def _noise_by_layout(self, std: float) -> list[tuple[list[Tensor], list[Tensor]]]:
+        """N(0, std^2) noise for every parameter, drawn as one flat vector per (dtype, device).
+
+        One draw for the whole model, rather than one per tensor, keeps a
+        step's noise to a few large vector ops; each parameter gets a view.
+        """
+        layouts: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+        for param in self.params:
+            layouts.setdefault((param.dtype, param.device), []).append(param)
+        drawn = []
+        for (dtype, device), params in layouts.items():
+            sizes = [param.numel() for param in params]
+            flat = self.noise.sample(torch.Size([sum(sizes)]), std, dtype).to(device)
+            views = [
+                chunk.view(param.shape)
+                for chunk, param in zip(torch.split(flat, sizes), params, strict=True)
+            ]
+            drawn.append((params, views))
+        return drawn
+
     def pre_step(self) -> bool:
         """Clip and accumulate; on the last virtual step, add noise and write ``p.grad``."""
         self.module.check_one_batch()
@@ -209,13 +229,13 @@ class DPOptimizer(Optimizer):
             raise
         std = self.noise_multiplier * self.max_grad_norm
         divisor = self.expected_batch_size if self.module.loss_reduction == "mean" else 1
-        for param in self.params:
-            # The fresh noise tensor becomes the gradient: sum and scale in place.
-            grad = self.noise.sample(param.shape, std, param.dtype).to(param.device)
-            summed = self._summed.get(param)
-            if summed is not None:
-                grad.add_(summed.to(param.dtype))
-            param.grad = grad.div_(divisor) if divisor != 1 else grad
+        for params, noise in self._noise_by_layout(std / divisor):
+            for param, grad in zip(params, noise, strict=True):
+                # The fresh noise view becomes the gradient: add the scaled sum in place.
+                summed = self._summed.get(param)
+                if summed is not None:
+                    grad.add_(summed.to(param.dtype), alpha=1.0 / divisor)
+                param.grad = grad
         self._summed.clear()
         return True
 
