@@ -1,0 +1,75 @@
+"""FedAvg and FedProx.
+
+McMahan et al., "Communication-Efficient Learning of Deep Networks from
+Decentralized Data", AISTATS 2017; Li et al., "Federated Optimization in
+Heterogeneous Networks", MLSys 2020.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from privet.errors import PrivacyError
+from privet.fl.aggregate import weighted_mean
+from privet.fl.parameters import Parameters
+from privet.fl.strategy import Aggregate, ClientSampling, SampledStrategy
+from privet.fl.types import FitInstructions, FitResult, RoundResults
+
+__all__ = ["FedAvg", "FedProx"]
+
+
+class FedAvg(SampledStrategy):
+    """Average the clients' parameters, weighted by their example counts.
+
+    Parameters
+    ----------
+    sampling
+        Which clients take part each round (default: all of them).
+    weighted
+        ``True`` (McMahan et al.) weights client ``k`` by ``n_k``; ``False``
+        takes the plain mean, for when example counts are private or untrusted.
+    """
+
+    def __init__(self, sampling: ClientSampling | None = None, *, weighted: bool = True) -> None:
+        super().__init__(sampling)
+        self.weighted = weighted
+
+    def aggregate_fit(
+        self, server_round: int, parameters: Parameters, results: RoundResults[FitResult]
+    ) -> Aggregate:
+        updates = self.collect(parameters, results)
+        counts = updates.num_examples
+        if self.weighted and counts.sum() == 0:
+            raise PrivacyError("every client reported num_examples = 0; nothing to average")
+        weights = counts if self.weighted else np.ones(len(updates.clients))
+        averaged = weighted_mean(updates.matrix, weights)
+        return Aggregate(parameters.from_vector(averaged), updates.metrics())
+
+
+class FedProx(FedAvg):
+    """FedAvg whose clients minimise ``loss + mu/2 ||w - w_global||^2`` (Li et al. 2020).
+
+    The proximal term is applied on the client side: the strategy sends
+    ``proximal_mu`` in every :class:`FitInstructions`, and privet's clients
+    (:class:`privet.fl.torch.TorchClient`, the vectorized engine) add it to
+    their local objective.
+    """
+
+    def __init__(
+        self,
+        proximal_mu: float,
+        sampling: ClientSampling | None = None,
+        *,
+        weighted: bool = True,
+    ) -> None:
+        super().__init__(sampling, weighted=weighted)
+        if isinstance(proximal_mu, bool) or not (
+            isinstance(proximal_mu, int | float) and math.isfinite(proximal_mu) and proximal_mu > 0
+        ):
+            raise PrivacyError(f"proximal_mu must be > 0, got {proximal_mu!r}")
+        self.proximal_mu = float(proximal_mu)
+
+    def fit_instructions(self, server_round: int) -> FitInstructions:
+        return FitInstructions(server_round=server_round, proximal_mu=self.proximal_mu)
