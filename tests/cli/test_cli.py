@@ -20,7 +20,7 @@ import dp_accounting
 import pytest
 from typer.testing import CliRunner, Result
 
-from privet.cli import demo, demo_training
+from privet.cli import demo, demo_federated, demo_training
 from privet.cli.main import app
 from privet.dp import (
     Ledger,
@@ -277,6 +277,7 @@ def test_demo_runs_refuses_the_last_request_and_leaves_a_ledger(tmp_path: Path) 
     ]
     assert len(refused_rows) == 1
     assert "DP-SGD on the MNIST subset" in result.output
+    assert "Federated: 5 hospitals" in result.output
     for label in ("patients", "mean age", "mean BMI", "median BP", "aged 60-90"):
         assert label in result.output
     ledger = Ledger.open(path)
@@ -284,7 +285,8 @@ def test_demo_runs_refuses_the_last_request_and_leaves_a_ledger(tmp_path: Path) 
     assert ledger.spent() <= demo.BUDGET_EPSILON
     labels = [charge.label for charge in ledger.history()]
     steps = demo_training.EPOCHS * (4000 // demo_training.BATCH_SIZE)
-    assert labels == ["dp-sgd step"] * steps + DEMO_LEDGER_LABELS
+    rounds = [f"fl round {r}: central DP" for r in range(1, demo_federated.ROUNDS + 1)]
+    assert labels == ["dp-sgd step"] * steps + rounds + DEMO_LEDGER_LABELS
 
 
 def test_demo_on_a_ledger_with_another_budget_exits_with_a_message(tmp_path: Path) -> None:
@@ -304,6 +306,14 @@ def test_analyse_releases_all_but_the_last_request() -> None:
         demo_training.TRAINING_EPSILON, demo_training.TRAINING_DELTA, sample_rate, steps
     )
     ledger.charge(dpsgd_event(sigma, sample_rate, steps), label="training")
+    # And what the federated step spends: Gaussian(σ) over all five silos, each round.
+    federated = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(
+            1.0, dp_accounting.GaussianDpEvent(demo_federated.NOISE_MULTIPLIER)
+        ),
+        demo_federated.ROUNDS,
+    )
+    ledger.charge(federated, label="federated")
     outcomes = demo.analyse(ledger)
     assert len(outcomes) == len(DEMO_LEDGER_LABELS) + 1
     *released, refused = outcomes
@@ -314,4 +324,5 @@ def test_analyse_releases_all_but_the_last_request() -> None:
     assert spent == sorted(spent)
     assert refused.epsilon_spent == released[-1].epsilon_spent == ledger.spent()
     assert ledger.spent() <= demo.BUDGET_EPSILON
-    assert [charge.label for charge in ledger.history()] == ["training", *DEMO_LEDGER_LABELS]
+    labels = [charge.label for charge in ledger.history()]
+    assert labels == ["training", "federated", *DEMO_LEDGER_LABELS]

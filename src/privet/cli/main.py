@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from privet.cli import ledger_commands
+from privet.cli import fl_commands, ledger_commands
 
 app = typer.Typer(
     name="privet",
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ledger_commands.app, name="ledger")
+app.add_typer(fl_commands.app, name="fl")
 
 
 @app.callback()
