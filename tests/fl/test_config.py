@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import dp_accounting
+import numpy as np
 import pytest
 
 from privet import PrivacyError
@@ -159,3 +160,14 @@ def test_every_strategy_runs_from_a_config(name: str) -> None:
     record = outcome.history.rounds[0]
     assert record.aborted is None
     assert 0.0 <= float(record.central_metrics["accuracy"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_a_ray_run_from_a_config_matches_the_sequential_run() -> None:
+    """Ray workers rebuild their clients from the configuration; same model as in-process."""
+    sequential = run_config(parse_config(small(rounds=2)))
+    on_ray = run_config(parse_config(small(rounds=2, engine={"kind": "ray", "seed": 0})))
+    for name in sequential.history.parameters:
+        np.testing.assert_allclose(
+            on_ray.history.parameters[name], sequential.history.parameters[name], atol=1e-6
+        )

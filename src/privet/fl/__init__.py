@@ -1,7 +1,8 @@
 """Federated learning: parameters, clients, strategies, partitioners and engines.
 
-Imports ``dp`` and ``wire``; torch only in the adapters :mod:`privet.fl.torch_client` and
-:mod:`privet.fl.vectorized`, which are imported by name (see DESIGN.md).
+Imports ``dp`` and ``wire``. Modules with heavy dependencies are imported by name:
+:mod:`privet.fl.torch_client`, :mod:`privet.fl.vectorized` and :mod:`privet.fl.runner`
+(torch), :mod:`privet.fl.ray_engine` (ray) and :mod:`privet.fl.deploy` (grpc) — see DESIGN.md.
 """
 
 from __future__ import annotations

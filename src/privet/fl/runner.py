@@ -13,6 +13,7 @@ guarantee (a deployment would use public or separately privatized scales).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,6 @@ from privet.fl.torch_client import (
     LocalTraining,
     TorchClient,
     parameters_of,
-    torch_clients,
     torch_evaluator,
 )
 from privet.fl.types import (
@@ -275,27 +275,74 @@ def build_engine(
                 "update); the vectorized engine trains clients as one computation"
             )
         return VectorizedEngine(model_factory(), data.clients, training, seed=seed)
-    clients: dict[str, Client] = dict(
-        torch_clients(model_factory, data.clients, training, seed=seed)
-    )
-    wrapper: LocalDpClient | None = None
-    if local and dp is not None:
-        clients = {
-            client_id: LocalDpClient(
-                client, clip_norm=dp.clip_norm, noise_multiplier=dp.noise_multiplier
-            )
-            for client_id, client in clients.items()
-        }
-        wrapper = next(iter(clients.values()))  # type: ignore[assignment]
     if kind is EngineKind.RAY:
         from privet.fl.ray_engine import RayEngine
 
-        engine: Engine = RayEngine(clients.__getitem__, list(clients))
+        # Workers rebuild their clients from the configuration (bundled data, seeded
+        # partition): no client data travels through Ray's pickling.
+        factory = functools.partial(client_from_config, config)
+        engine: Engine = RayEngine(factory, list(data.clients))
     else:
-        engine = SequentialEngine(clients)
-    if wrapper is not None:
+        engine = SequentialEngine(
+            {client_id: client_from_data(config, data, client_id) for client_id in data.clients}
+        )
+    if local and dp is not None:
+        # Any client's wrapper tells the per-round event (they are configured alike).
+        wrapper = LocalDpClient(
+            _NoClient(), clip_norm=dp.clip_norm, noise_multiplier=dp.noise_multiplier
+        )
         return _LocalDpRound(engine, wrapper, ledger)
     return engine
+
+
+class _NoClient:
+    """Stands in for a client where only a wrapper's settings are read."""
+
+    def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
+        raise PrivacyError("this placeholder client does not train")
+
+    def evaluate(
+        self, parameters: Parameters, instructions: EvaluateInstructions
+    ) -> EvaluateResult:
+        raise PrivacyError("this placeholder client does not evaluate")
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_data(config: RunConfig) -> FederatedData:
+    return load_federated_data(config)
+
+
+def client_from_config(config: RunConfig, client_id: str) -> Client:
+    """One client of the configured run, built in the calling process (for Ray workers).
+
+    The data come from the bundled data set and the seeded partition, so every
+    process builds the same clients.
+    """
+    return client_from_data(config, _cached_data(config), client_id)
+
+
+def client_from_data(config: RunConfig, data: FederatedData, client_id: str) -> Client:
+    """The configured client ``client_id`` over ``data`` (locally private if asked)."""
+    if client_id not in data.clients:
+        raise PrivacyError(f"unknown client id {client_id!r}")
+    training = LocalTraining(
+        epochs=config.training.epochs,
+        batch_size=config.training.batch_size,
+        learning_rate=config.training.learning_rate,
+    )
+    index = list(data.clients).index(client_id)
+    model_factory = build_model(config, data.num_features, data.num_classes)
+    client: Client = TorchClient(
+        model_factory(),
+        data.clients[client_id],
+        training,
+        seed=config.engine.seed,
+        client_index=index,
+    )
+    dp = config.dp
+    if dp is not None and dp.mode is DpMode.LOCAL:
+        client = LocalDpClient(client, clip_norm=dp.clip_norm, noise_multiplier=dp.noise_multiplier)
+    return client
 
 
 @dataclass(frozen=True)
