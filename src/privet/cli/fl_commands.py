@@ -33,8 +33,8 @@ def results_table(outcome: RunOutcome, epsilons: list[float | None]) -> Table:
         accuracy = record.central_metrics.get("accuracy")
         table.add_row(
             str(record.server_round),
-            str(record.clients),
-            str(record.failures),
+            "—" if record.clients is None else str(record.clients),
+            "—" if record.failures is None else str(record.failures),
             _fmt(record.central_loss),
             _fmt(float(accuracy) if accuracy is not None else None),
             _fmt(spent, 3),

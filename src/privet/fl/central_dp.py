@@ -25,13 +25,14 @@ count of unclipped clients.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dp_accounting
 import numpy as np
 from numpy.typing import NDArray
 
-from privet.dp._validation import check_positive, check_probability
+from privet.dp._validation import check_positive, check_positive_int, check_probability
 from privet.dp.ledger import Ledger
 from privet.dp.randomness import RandomSource, RngLike, resolve_rng
 from privet.errors import PrivacyError
@@ -45,7 +46,7 @@ from privet.fl.types import (
     RoundResults,
 )
 
-__all__ = ["AdaptiveClippingDp", "FixedClippingDp", "clip_rows"]
+__all__ = ["AdaptiveClippingDp", "FixedClippingDp", "client_updates", "clip_rows"]
 
 DP_AGGREGATE_ID = "dp-aggregate"
 
@@ -57,6 +58,20 @@ def clip_rows(
     norms = np.linalg.norm(updates, axis=1) if updates.size else np.zeros(updates.shape[0])
     factors = np.minimum(1.0, bound / np.maximum(norms, np.finfo(np.float64).tiny))
     return updates * factors[:, None], norms
+
+
+def client_updates(parameters: Parameters, results: RoundResults[FitResult]) -> NDArray[np.float64]:
+    """``(clients, size)`` matrix of updates ``w_k − w``; a malformed answer (another layout,
+    NaN or infinity) counts as a zero update, which is within the clipping ball, so a
+    hostile client can neither poison the sum nor make the round's fate data-dependent."""
+    global_vector = parameters.to_vector()
+    rows = np.zeros((len(results.results), global_vector.size))
+    for row, (_, result) in zip(rows, results.results, strict=True):
+        if parameters.same_layout(result.parameters):
+            update = result.parameters.to_vector() - global_vector
+            if np.isfinite(update).all():
+                row[:] = update
+    return rows
 
 
 class FixedClippingDp:
@@ -76,6 +91,11 @@ class FixedClippingDp:
     sampling_rate
         ``q``: each available client takes part in a round with this
         probability, in (0, 1].
+    population
+        ``N``: the number of clients in the federation, a public constant.
+        The noisy sum is divided by ``q N`` whatever the live count is: a
+        denominator read from the data would release it (the noise scale
+        would reveal how many clients exist).
     ledger
         Every round is charged here before noise is drawn; a refused charge
         raises :class:`privet.BudgetExceeded` and the model is unchanged.
@@ -87,6 +107,8 @@ class FixedClippingDp:
     """
 
     needs_individual_updates = False
+    #: How many clients answered or failed is a function of the data: not released.
+    releases_counts = False
 
     def __init__(
         self,
@@ -95,6 +117,7 @@ class FixedClippingDp:
         noise_multiplier: float,
         clip_norm: float,
         sampling_rate: float,
+        population: int,
         ledger: Ledger | None = None,
         rng: RngLike = None,
     ) -> None:
@@ -118,7 +141,7 @@ class FixedClippingDp:
         self.sampling_rate = check_probability("sampling_rate", sampling_rate, open_low=True)
         self.ledger = ledger
         self._source: RandomSource = resolve_rng(rng, release=True)
-        self._population = 0
+        self.population = check_positive_int("population", population)
         self.events: list[dp_accounting.DpEvent] = []
 
     # -- the round's privacy event -------------------------------------------------------------
@@ -144,7 +167,11 @@ class FixedClippingDp:
         rng: np.random.Generator,
     ) -> list[tuple[str, FitInstructions]]:
         """Poisson-sample the clients (own randomness), then let the strategy instruct them."""
-        self._population = len(clients)
+        if len(clients) > self.population:
+            raise PrivacyError(
+                f"{len(clients)} clients are available, more than the declared population of "
+                f"{self.population}; declare the federation's size when building the wrapper"
+            )
         if not clients:
             return []
         chosen_mask = self._source.uniform(len(clients)) < self.sampling_rate
@@ -172,19 +199,14 @@ class FixedClippingDp:
     def _noisy_mean_update(
         self, parameters: Parameters, results: RoundResults[FitResult]
     ) -> tuple[NDArray[np.float64], dict[str, float | int]]:
-        global_vector = parameters.to_vector()
-        client_params = (result.parameters for _, result in results.results)
-        updates = Parameters.stack_vectors(client_params, like=parameters) - global_vector
         bound = self.clip_norm
-        clipped, norms = clip_rows(updates, bound)
-        noise = self._source.standard_normal(global_vector.size)
+        clipped, norms = clip_rows(client_updates(parameters, results), bound)
+        noise = self._source.standard_normal(parameters.size)
         noisy_sum = clipped.sum(axis=0) + (self.update_noise_multiplier() * bound) * noise
-        expected_clients = self.sampling_rate * max(self._population, 1)
-        stats: dict[str, float | int] = {
-            "dp_clip_norm": bound,
-            "dp_clients": len(results.results),
-            "dp_clipped_fraction": float((norms > bound).mean()) if norms.size else 0.0,
-        }
+        expected_clients = self.sampling_rate * self.population
+        # Only what the accounted mechanism released: counts and clipped shares are exact
+        # functions of the data and stay inside.
+        stats: dict[str, float | int] = {"dp_clip_norm": bound}
         stats.update(self._adapt(norms, bound, expected_clients))
         return noisy_sum / expected_clients, stats
 
@@ -198,11 +220,50 @@ class FixedClippingDp:
         inner = self.strategy.aggregate_fit(
             server_round,
             parameters,
-            RoundResults(results=[(DP_AGGREGATE_ID, pseudo)], failures=results.failures),
+            # Which clients failed is not released either: the inner strategy sees one result.
+            RoundResults(results=[(DP_AGGREGATE_ID, pseudo)], failures=()),
         )
-        return Aggregate(inner.parameters, {**inner.metrics, **stats})
+        # The inner strategy's metrics describe the single pseudo-client: not reported.
+        return Aggregate(inner.parameters, stats)
 
-    # -- evaluate: unchanged -------------------------------------------------------------------
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The clipping bound and the wrapped strategy's state (keys ``inner.*``), for round
+        checkpoints (:mod:`privet.fl.deploy.checkpoint`); plain values, no pickle."""
+        state: dict[str, Any] = {"clip_norm": self.clip_norm}
+        inner = getattr(self.strategy, "state_dict", None)
+        if callable(inner):
+            state.update({f"inner.{key}": value for key, value in inner().items()})
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; everything is checked before anything changes."""
+        if not isinstance(state, Mapping) or "clip_norm" not in state:
+            raise PrivacyError(f"state must hold 'clip_norm', got {state!r}")
+        clip_norm = check_positive("clip_norm", state["clip_norm"])
+        unknown = [key for key in state if key != "clip_norm" and not key.startswith("inner.")]
+        if unknown:
+            raise PrivacyError(f"state has unknown keys {sorted(unknown)}")
+        self._check_restored_clip(clip_norm)
+        inner_state = {key[6:]: value for key, value in state.items() if key.startswith("inner.")}
+        load = getattr(self.strategy, "load_state_dict", None)
+        if inner_state and not callable(load):
+            raise PrivacyError(
+                "the checkpoint holds strategy state the wrapped strategy cannot load"
+            )
+        if inner_state and callable(load):
+            load(inner_state)
+        self.clip_norm = clip_norm
+
+    def _check_restored_clip(self, clip_norm: float) -> None:
+        if clip_norm != self.clip_norm:
+            raise PrivacyError(
+                f"the checkpoint was written with clip_norm {clip_norm!r}, this run uses "
+                f"{self.clip_norm!r}; a fixed bound cannot change mid-run"
+            )
+
+    # -- evaluate: centrally only -------------------------------------------------------------
 
     def configure_evaluate(
         self,
@@ -211,7 +272,9 @@ class FixedClippingDp:
         clients: Sequence[str],
         rng: np.random.Generator,
     ) -> list[tuple[str, EvaluateInstructions]]:
-        return self.strategy.configure_evaluate(server_round, parameters, clients, rng)
+        """No client evaluates: their losses on private data would be released without
+        noise. Evaluate centrally (``run_federated(central_evaluation=...)``) instead."""
+        return []
 
     def aggregate_evaluate(
         self, server_round: int, results: RoundResults[EvaluateResult]
@@ -251,6 +314,7 @@ class AdaptiveClippingDp(FixedClippingDp):
         noise_multiplier: float,
         initial_clip_norm: float,
         sampling_rate: float,
+        population: int,
         clipped_count_stddev: float,
         target_quantile: float = 0.5,
         clip_learning_rate: float = 0.2,
@@ -262,6 +326,7 @@ class AdaptiveClippingDp(FixedClippingDp):
             noise_multiplier=noise_multiplier,
             clip_norm=initial_clip_norm,
             sampling_rate=sampling_rate,
+            population=population,
             ledger=ledger,
             rng=rng,
         )
@@ -277,6 +342,9 @@ class AdaptiveClippingDp(FixedClippingDp):
             raise PrivacyError(f"target_quantile must be in (0, 1), got {target_quantile!r}")
         self.target_quantile = quantile
         self.clip_learning_rate = check_positive("clip_learning_rate", clip_learning_rate)
+
+    def _check_restored_clip(self, clip_norm: float) -> None:
+        """The adaptive bound moves every round: any positive value may be restored."""
 
     def update_noise_multiplier(self) -> float:
         """``σ_Δ = (σ^−2 − (2 σ_b)^−2)^−1/2``: the updates' share of the noise budget."""

@@ -129,8 +129,8 @@ class RoundRecord:
     """What happened in one round."""
 
     server_round: int
-    clients: int
-    failures: int
+    clients: int | None  # None when the strategy keeps counts private (DP)
+    failures: int | None
     fit_metrics: Metrics
     evaluation: EvaluationSummary | None
     central_loss: float | None
@@ -209,10 +209,11 @@ def run_federated(
         central_metrics: Metrics = {}
         if central_evaluation is not None:
             central_loss, central_metrics = central_evaluation(parameters)
+        public = strategy.releases_counts
         record = RoundRecord(
             server_round=server_round,
-            clients=len(results.results),
-            failures=len(results.failures),
+            clients=len(results.results) if public else None,
+            failures=len(results.failures) if public else None,
             fit_metrics=fit_metrics,
             evaluation=evaluation,
             central_loss=central_loss,

@@ -17,7 +17,10 @@ privatized. Evaluate centrally, on data the server may see.
 
 from __future__ import annotations
 
+import logging
+
 import dp_accounting
+import numpy as np
 
 from privet.dp._validation import check_positive
 from privet.dp.ledger import Ledger
@@ -34,6 +37,8 @@ from privet.fl.types import (
 )
 
 __all__ = ["LocalDpClient"]
+
+logger = logging.getLogger("privet.fl")
 
 
 class LocalDpClient:
@@ -78,14 +83,23 @@ class LocalDpClient:
         return dp_accounting.GaussianDpEvent(self.noise_multiplier / 2.0)
 
     def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
-        result = self.client.fit(parameters, instructions)
-        parameters.check_layout(result.parameters, what="the wrapped client's parameters")
+        """Charge, train, clip, noise. Whatever happens in local training — an exception,
+        a diverged (non-finite) or malformed update — the client sends a noised zero update
+        instead, so neither failure nor divergence leaks without noise."""
         event = self.participation_event()
         if self.ledger is not None:
             self.ledger.charge(event, label=f"fl round {instructions.server_round}: local DP")
         self.events.append(event)
         global_vector = parameters.to_vector()
-        update = result.parameters.to_vector() - global_vector
+        update = np.zeros_like(global_vector)
+        try:
+            result = self.client.fit(parameters, instructions)
+            if parameters.same_layout(result.parameters):
+                candidate = result.parameters.to_vector() - global_vector
+                if np.isfinite(candidate).all():
+                    update = candidate
+        except Exception:  # the failure itself is private: send noise around zero
+            logger.warning("local training failed; sending a noised zero update")
         clipped, _ = clip_rows(update[None, :], self.clip_norm)
         noise = self._source.standard_normal(update.size) * (self.noise_multiplier * self.clip_norm)
         noisy = parameters.from_vector(global_vector + clipped[0] + noise)

@@ -177,8 +177,9 @@ def decode_evaluate_instructions(
 
 
 def encode_evaluate_result(result: EvaluateResult) -> bytes:
-    # JSON has no NaN: a client without evaluation data sends its loss as null.
-    loss = None if math.isnan(result.loss) else result.loss
+    # JSON has no NaN or infinity: a client without evaluation data (NaN), or whose loss
+    # diverged, sends null, which decodes as NaN.
+    loss = result.loss if math.isfinite(result.loss) else None
     meta = {
         "loss": loss,
         "num_examples": result.num_examples,

@@ -208,6 +208,7 @@ def build_strategy(config: RunConfig, ledger: Ledger | None) -> Strategy:
             noise_multiplier=dp.noise_multiplier,
             clip_norm=dp.clip_norm,
             sampling_rate=dp.sampling_rate,
+            population=config.partition.clients,
             ledger=ledger,
         )
     return AdaptiveClippingDp(
@@ -215,6 +216,7 @@ def build_strategy(config: RunConfig, ledger: Ledger | None) -> Strategy:
         noise_multiplier=dp.noise_multiplier,
         initial_clip_norm=dp.clip_norm,
         sampling_rate=dp.sampling_rate,
+        population=config.partition.clients,
         clipped_count_stddev=dp.clipped_count_stddev,
         ledger=ledger,
     )

@@ -66,6 +66,9 @@ class Strategy(Protocol):
     #: ``True`` if aggregation needs each client's update (medians, Krum); ``False`` if a
     #: (weighted) sum is enough, so secure aggregation can hide individual updates.
     needs_individual_updates: bool
+    #: ``False`` when how many clients answered or failed must stay private (DP wrappers):
+    #: the round records then leave those counts out.
+    releases_counts: bool
 
     def configure_fit(
         self,
@@ -136,6 +139,9 @@ def sample_clients(
     return [clients[int(i)] for i in chosen]
 
 
+_MAX_EXAMPLES = 2**63 - 1  # what the wire carries; larger counts are hostile
+
+
 @dataclass(frozen=True)
 class ClientUpdates:
     """A round's well-formed answers as the rows of one matrix.
@@ -168,6 +174,7 @@ class SampledStrategy(ABC):
     """
 
     needs_individual_updates: bool = False
+    releases_counts: bool = True
 
     def __init__(self, sampling: ClientSampling | None = None) -> None:
         self.sampling = sampling if sampling is not None else ClientSampling()
@@ -220,6 +227,9 @@ class SampledStrategy(ABC):
             row = result.parameters.to_vector()
             if not np.isfinite(row).all():
                 rejected.append((client, "parameters hold NaN or infinity"))
+                continue
+            if result.num_examples > _MAX_EXAMPLES:
+                rejected.append((client, f"num_examples above {_MAX_EXAMPLES}"))
                 continue
             kept.append((client, result))
             rows.append(row)

@@ -15,7 +15,7 @@ from privet.errors import PrivacyError
 from privet.fl.aggregate import weighted_mean
 from privet.fl.parameters import Parameters
 from privet.fl.strategy import Aggregate, ClientSampling, SampledStrategy
-from privet.fl.types import FitInstructions, FitResult, RoundResults
+from privet.fl.types import FitInstructions, FitResult, RoundAborted, RoundResults
 
 __all__ = ["FedAvg", "FedProx"]
 
@@ -42,7 +42,7 @@ class FedAvg(SampledStrategy):
         updates = self.collect(parameters, results)
         counts = updates.num_examples
         if self.weighted and counts.sum() == 0:
-            raise PrivacyError("every client reported num_examples = 0; nothing to average")
+            raise RoundAborted("every client reported num_examples = 0; nothing to average")
         weights = counts if self.weighted else np.ones(len(updates.clients))
         averaged = weighted_mean(updates.matrix, weights)
         return Aggregate(parameters.from_vector(averaged), updates.metrics())
