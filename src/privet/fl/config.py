@@ -83,6 +83,7 @@ __all__ = [
     "StrategyConfig",
     "StrategyName",
     "TrainingConfig",
+    "client_ids",
     "load_config",
     "parse_config",
 ]
@@ -384,3 +385,9 @@ def load_config(path: str | Path) -> RunConfig:
     except tomllib.TOMLDecodeError as error:
         raise PrivacyError(f"configuration file {str(file)!r} is not valid TOML: {error}") from None
     return parse_config(document, base=file.parent)
+
+
+def client_ids(count: int) -> list[str]:
+    """The ids a run's clients get: ``client-0`` ..., zero-padded to one width."""
+    width = len(str(count - 1))
+    return [f"client-{index:0{width}d}" for index in range(count)]

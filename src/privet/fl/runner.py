@@ -32,6 +32,7 @@ from privet.fl.config import (
     PartitionScheme,
     RunConfig,
     StrategyName,
+    client_ids,
 )
 from privet.fl.engine import Engine, History, RoundRecord, SequentialEngine, run_federated
 from privet.fl.local_dp import LocalDpClient
@@ -138,11 +139,12 @@ def load_federated_data(config: RunConfig) -> FederatedData:
         )
     x_all = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
     y_all = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
-    width = len(str(clients - 1))
     client_data = {
-        f"client-{index:0{width}d}": ClientData(x_all[rows_of], y_all[rows_of])
-        for index, rows_of in enumerate(
-            torch.tensor(rows, dtype=torch.long) for rows in partition.client_indices
+        client_id: ClientData(x_all[rows_of], y_all[rows_of])
+        for client_id, rows_of in zip(
+            client_ids(clients),
+            (torch.tensor(rows, dtype=torch.long) for rows in partition.client_indices),
+            strict=True,
         )
     }
     return FederatedData(
