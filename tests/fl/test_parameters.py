@@ -112,3 +112,13 @@ def test_privet_fl_does_not_import_torch() -> None:
     code = "import sys, privet.fl; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_adopt_wraps_without_copying_and_still_freezes() -> None:
+    fresh = np.arange(4.0)
+    adopted = Parameters.adopt({"w": fresh})
+    assert np.shares_memory(adopted["w"], fresh)
+    with pytest.raises(ValueError, match="read-only"):
+        adopted["w"][0] = 1.0
+    with pytest.raises(PrivacyError, match="got dtype object"):
+        Parameters.adopt({"w": np.array([object()])})

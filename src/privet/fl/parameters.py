@@ -36,6 +36,20 @@ class Parameters(Mapping[str, NDArray[Any]]):
     __slots__ = ("_arrays",)
 
     def __init__(self, arrays: Mapping[str, ArrayLike] | Iterable[tuple[str, ArrayLike]]) -> None:
+        self._arrays = self._checked(arrays, copy=True)
+
+    @classmethod
+    def adopt(cls, arrays: Mapping[str, NDArray[Any]]) -> Parameters:
+        """Wrap arrays without copying them; the caller hands them over and must not keep,
+        write or share them (engines use this for the fresh arrays a round produces)."""
+        adopted = cls.__new__(cls)
+        adopted._arrays = cls._checked(arrays, copy=False)
+        return adopted
+
+    @staticmethod
+    def _checked(
+        arrays: Mapping[str, ArrayLike] | Iterable[tuple[str, ArrayLike]], *, copy: bool
+    ) -> dict[str, NDArray[Any]]:
         items = list(arrays.items()) if isinstance(arrays, Mapping) else list(arrays)
         stored: dict[str, NDArray[Any]] = {}
         for name, value in items:
@@ -43,7 +57,7 @@ class Parameters(Mapping[str, NDArray[Any]]):
                 raise PrivacyError(f"parameter names must be non-empty strings, got {name!r}")
             if name in stored:
                 raise PrivacyError(f"parameter names must be unique, got {name!r} twice")
-            array = np.array(value, copy=True)
+            array = np.array(value, copy=True) if copy else np.asarray(value)
             if array.dtype.kind not in _NUMERIC_KINDS:
                 raise PrivacyError(
                     f"parameter {name!r} must be a bool, integer or floating array, "
@@ -51,7 +65,7 @@ class Parameters(Mapping[str, NDArray[Any]]):
                 )
             array.setflags(write=False)
             stored[name] = array
-        self._arrays = stored
+        return stored
 
     # -- Mapping ------------------------------------------------------------------------------
 

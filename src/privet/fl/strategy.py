@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -215,11 +215,14 @@ class SampledStrategy(ABC):
                 f"the round needs at least {self.sampling.min_fit_clients}"
             )
 
-    def collect(self, parameters: Parameters, results: RoundResults[FitResult]) -> ClientUpdates:
-        """The well-formed answers as a matrix; abort if fewer than ``min_fit_clients`` remain."""
-        kept: list[tuple[str, FitResult]] = []
-        rows: list[NDArray[np.float64]] = []
-        rejected: list[tuple[str, str]] = []
+    @staticmethod
+    def screen(
+        parameters: Parameters,
+        results: RoundResults[FitResult],
+        rejected: list[tuple[str, str]],
+    ) -> Iterator[tuple[str, FitResult, NDArray[np.float64]]]:
+        """Yield each well-formed answer with its flat vector; append the others (another
+        layout, NaN or infinity, an impossible example count) to ``rejected``."""
         for client, result in results.results:
             if not parameters.same_layout(result.parameters):
                 rejected.append((client, "layout differs from the global parameters"))
@@ -231,6 +234,14 @@ class SampledStrategy(ABC):
             if result.num_examples > _MAX_EXAMPLES:
                 rejected.append((client, f"num_examples above {_MAX_EXAMPLES}"))
                 continue
+            yield client, result, row
+
+    def collect(self, parameters: Parameters, results: RoundResults[FitResult]) -> ClientUpdates:
+        """The well-formed answers as a matrix; abort if fewer than ``min_fit_clients`` remain."""
+        kept: list[tuple[str, FitResult]] = []
+        rows: list[NDArray[np.float64]] = []
+        rejected: list[tuple[str, str]] = []
+        for client, result, row in self.screen(parameters, results, rejected):
             kept.append((client, result))
             rows.append(row)
         self.check_enough(RoundResults(kept, [*results.failures, *rejected]))

@@ -102,6 +102,9 @@ class VectorizedEngine:
         sizes = [data.num_examples for data in clients.values()]
         self._offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         self._grad = vmap(grad(self._client_loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
+        # Plain FedAvg clients skip the proximal term and its backward (most of a round's
+        # cost for a wide model when every mu is 0).
+        self._grad_plain = vmap(grad(self._data_loss, has_aux=True), in_dims=(0, 0, 0, 0))
 
     @property
     def client_ids(self) -> Sequence[str]:
@@ -112,6 +115,14 @@ class VectorizedEngine:
 
     # -- fit -------------------------------------------------------------------------------
 
+    def _data_loss(
+        self, params: dict[str, Tensor], x: Tensor, y: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One client's batch loss: the mean over its real rows (padding masked out)."""
+        per_example = self.loss(functional_call(self.model, params, (x,)), y)
+        summed = (per_example * mask).sum()
+        return summed / mask.sum().clamp(min=1.0), summed.detach()
+
     def _client_loss(
         self,
         params: dict[str, Tensor],
@@ -121,12 +132,10 @@ class VectorizedEngine:
         mu: Tensor,
         anchor: dict[str, Tensor],
     ) -> tuple[Tensor, Tensor]:
-        """One client's batch loss (mean over its real rows) plus the proximal term."""
-        per_example = self.loss(functional_call(self.model, params, (x,)), y)
-        summed = (per_example * mask).sum()
-        mean = summed / mask.sum().clamp(min=1.0)
+        """The batch loss plus FedProx's ``mu/2 ||w - w_global||^2``."""
+        mean, summed = self._data_loss(params, x, y, mask)
         proximal = sum(((params[name] - anchor[name]) ** 2).sum() for name in params)
-        return mean + 0.5 * mu * proximal, summed.detach()
+        return mean + 0.5 * mu * proximal, summed
 
     def _check_task(self, client_id: str) -> int:
         if client_id not in self._index:
@@ -184,21 +193,29 @@ class VectorizedEngine:
         rate = torch.tensor(rates, dtype=dtype)
         mu = torch.tensor(mus, dtype=dtype)
         loss_sums = torch.zeros(count, dtype=torch.float64)
+        proximal = any(value > 0 for value in mus)
         for s in range(steps):
-            weights = mask[s].to(dtype)
-            grads, summed = self._grad(
-                stacked, self._x[rows[s]], self._y[rows[s]], weights, mu, anchor
-            )
+            # Pad this step only to its largest real batch, not to batch_size.
+            width = max(1, int(mask[s].sum(dim=1).max()))
+            step_rows, weights = rows[s, :, :width], mask[s, :, :width].to(dtype)
+            x, y = self._x[step_rows], self._y[step_rows]
+            if proximal:
+                grads, summed = self._grad(stacked, x, y, weights, mu, anchor)
+            else:
+                grads, summed = self._grad_plain(stacked, x, y, weights)
             loss_sums += summed.double()
             # A client past the end of its schedule takes no step (not even the proximal pull).
             step = rate * mask[s].any(dim=1).to(dtype)
             for name, value in stacked.items():
-                value.sub_(step.reshape(-1, *([1] * (value.dim() - 1))) * grads[name])
+                value.addcmul_(grads[name], step.reshape(-1, *([1] * (value.dim() - 1))), value=-1)
         results = []
         for c, (client_id, _) in enumerate(tasks):
-            trained = Parameters(
-                (name, stacked[name][c].numpy().astype(parameters[name].dtype))
-                for name in parameters
+            # Fresh views of this round's stacked tensors, which nothing else keeps: adopted.
+            trained = Parameters.adopt(
+                {
+                    name: stacked[name][c].numpy().astype(parameters[name].dtype, copy=False)
+                    for name in parameters
+                }
             )
             seen = sum(batch.numel() for batch in schedules[c])
             metrics: Metrics = {"train_loss": float(loss_sums[c]) / seen} if seen else {}

@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from privet.errors import PrivacyError
-from privet.fl.aggregate import weighted_mean
 from privet.fl.parameters import Parameters
 from privet.fl.strategy import Aggregate, ClientSampling, SampledStrategy
 from privet.fl.types import FitInstructions, FitResult, RoundAborted, RoundResults
@@ -39,13 +38,28 @@ class FedAvg(SampledStrategy):
     def aggregate_fit(
         self, server_round: int, parameters: Parameters, results: RoundResults[FitResult]
     ) -> Aggregate:
-        updates = self.collect(parameters, results)
-        counts = updates.num_examples
-        if self.weighted and counts.sum() == 0:
+        # Streamed: a running weighted sum, never a (clients, parameters) matrix, so a
+        # thousand-client round of a wide model costs one vector of memory, not thousands.
+        rejected: list[tuple[str, str]] = []
+        kept: list[tuple[str, FitResult]] = []
+        total = np.zeros(parameters.size)
+        weight_sum = 0.0
+        for client, result, row in self.screen(parameters, results, rejected):
+            weight = float(result.num_examples) if self.weighted else 1.0
+            if weight:
+                total += weight * row
+            weight_sum += weight
+            kept.append((client, result))
+        self.check_enough(RoundResults(kept, [*results.failures, *rejected]))
+        if weight_sum == 0:
             raise RoundAborted("every client reported num_examples = 0; nothing to average")
-        weights = counts if self.weighted else np.ones(len(updates.clients))
-        averaged = weighted_mean(updates.matrix, weights)
-        return Aggregate(parameters.from_vector(averaged), updates.metrics())
+        metrics = {
+            "clients": len(kept),
+            "failures": len(results.failures),
+            "rejected": len(rejected),
+            "examples": sum(result.num_examples for _, result in kept),
+        }
+        return Aggregate(parameters.from_vector(total / weight_sum), metrics)
 
 
 class FedProx(FedAvg):
