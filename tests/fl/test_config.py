@@ -163,6 +163,7 @@ def test_every_strategy_runs_from_a_config(name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # with the other Ray tests: one Ray cluster at a time
 def test_a_ray_run_from_a_config_matches_the_sequential_run() -> None:
     """Ray workers rebuild their clients from the configuration; same model as in-process."""
     sequential = run_config(parse_config(small(rounds=2)))

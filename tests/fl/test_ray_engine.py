@@ -46,7 +46,8 @@ from privet.fl.torch_client import (  # noqa: E402
     torch_clients,
 )
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs every Ray test: two Ray clusters starting at once on 2 cores time out.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 # Ray's workers cannot import this module (pytest put its folder on sys.path in this
 # process only), so the factory and the test clients travel by value.
