@@ -662,4 +662,10 @@ def test_importing_wire_pulls_in_neither_torch_nor_fl() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     loaded = set(ast.literal_eval(result.stdout.strip()))
-    assert loaded == {"privet.errors", "privet.wire", "privet.wire.checkpoint", "privet.wire.codec"}
+    assert loaded == {
+        "privet.errors",
+        "privet.wire",
+        "privet.wire.checkpoint",
+        "privet.wire.codec",
+        "privet.wire.files",
+    }

@@ -13,12 +13,9 @@ while a damaged header or a truncated file is refused.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -28,6 +25,7 @@ from safetensors.numpy import save
 
 from privet.errors import PrivacyError
 from privet.wire.codec import DTYPES, WireError
+from privet.wire.files import write_atomically
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
@@ -50,17 +48,6 @@ def _contiguous(name: object, array: object) -> NDArray[Any]:
         )
     # safetensors wants dense little-endian buffers; converting here copies only when needed.
     return np.ascontiguousarray(array, dtype=dtype).reshape(array.shape)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); platforms without directory fds skip it."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(
@@ -102,19 +89,7 @@ def save_checkpoint(
     extra[_NAMES_KEY] = json.dumps(list(tensors))
     data = save(tensors, metadata=extra)
 
-    target = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(target.parent)
+    write_atomically(path, data)
 
 
 def _order(source: str, names: list[str], stored: str | None) -> list[str]:

@@ -16,7 +16,6 @@ temporary file renamed into place).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import hmac
@@ -25,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Final
 
 from privet.errors import PrivacyError
 from privet.fl.deploy.protocol import check_client_id
+from privet.wire.files import write_atomically
 
 __all__ = [
     "TlsFiles",
@@ -135,24 +134,9 @@ class TlsFiles:
 
 
 def write_private_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically, readable only by its owner (mode 0600).
-
-    The temporary file is created with ``mode`` before any byte is written, so
-    the secret is never on disk with wider permissions.
-    """
-    target = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    """Write ``data`` to ``path`` atomically, readable only by its owner (mode 0600):
+    :func:`privet.wire.files.write_atomically`, which sets the mode before writing."""
+    write_atomically(path, data, mode=mode)
 
 
 def _san(host: str) -> object:
