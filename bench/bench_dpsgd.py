@@ -220,18 +220,29 @@ def make_step(framework: str, model: nn.Module, x: Tensor, y: Tensor) -> Step:
     return _privet_step(model, x, y, seeded=framework == "privet-seeded")
 
 
-def _resident_mb() -> float:
-    """Current RSS (Linux /proc), else the peak so far."""
+def _proc_status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field in MB (Linux), else ``None``."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:  # pragma: no cover - not Linux
         pass
-    return _peak_mb()
+    return None
+
+
+def _resident_mb() -> float:
+    """Current RSS (Linux /proc), else the peak so far."""
+    current = _proc_status_mb("VmRSS")
+    return current if current is not None else _peak_mb()
 
 
 def _peak_mb() -> float:
+    """Peak RSS: VmHWM, the same accounting as VmRSS (so peak >= current always holds);
+    elsewhere ``ru_maxrss``."""
+    high_water = _proc_status_mb("VmHWM")
+    if high_water is not None:
+        return high_water
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
 
