@@ -21,7 +21,7 @@ noise Opacus draws by default). The timed step is ``zero_grad``, forward,
 loss, backward, ``optimizer.step``; the figure is the median after warm-up.
 
 Every (framework, workload) pair runs in its own fresh subprocess so that its
-peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) is its own: "peak" is the
+peak RSS (``VmHWM`` on Linux, else ``ru_maxrss``) is its own: "peak" is the
 process's peak, "step" is that peak minus the resident set just before the
 first step (what training adds on top of the model, the batch and imports).
 A final table times one step's noise alone for each model's parameter count.
