@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from privet.fl.types import (
     FitInstructions,
     FitResult,
     Metrics,
+    ResultT,
     RoundAborted,
     RoundResults,
 )
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("privet.fl")
+
+InstructionT = TypeVar("InstructionT", FitInstructions, EvaluateInstructions)
 
 #: Server-side evaluation of the global parameters: ``parameters -> (loss, metrics)``.
 CentralEvaluation = Callable[[Parameters], tuple[float, Metrics]]
@@ -95,28 +98,28 @@ class SequentialEngine:
     def fit(
         self, parameters: Parameters, tasks: Sequence[tuple[str, FitInstructions]]
     ) -> RoundResults[FitResult]:
-        results: list[tuple[str, FitResult]] = []
-        failures: list[tuple[str, str]] = []
-        for client_id, instructions in tasks:
-            client = self._client(client_id)
-            try:
-                results.append((client_id, client.fit(parameters, instructions)))
-            except Exception as error:  # a failing client drops out of the round
-                logger.warning("client %r failed to fit: %s", client_id, error)
-                failures.append((client_id, f"{type(error).__name__}: {error}"))
-        return RoundResults(results, failures)
+        return self._ask("fit", tasks, lambda client, ins: client.fit(parameters, ins))
 
     def evaluate(
         self, parameters: Parameters, tasks: Sequence[tuple[str, EvaluateInstructions]]
     ) -> RoundResults[EvaluateResult]:
-        results: list[tuple[str, EvaluateResult]] = []
+        return self._ask("evaluate", tasks, lambda client, ins: client.evaluate(parameters, ins))
+
+    def _ask(
+        self,
+        what: str,
+        tasks: Sequence[tuple[str, InstructionT]],
+        call: Callable[[Client, InstructionT], ResultT],
+    ) -> RoundResults[ResultT]:
+        """Run ``call`` for each task's client; a client that raises becomes a failure."""
+        results: list[tuple[str, ResultT]] = []
         failures: list[tuple[str, str]] = []
         for client_id, instructions in tasks:
             client = self._client(client_id)
             try:
-                results.append((client_id, client.evaluate(parameters, instructions)))
-            except Exception as error:
-                logger.warning("client %r failed to evaluate: %s", client_id, error)
+                results.append((client_id, call(client, instructions)))
+            except Exception as error:  # a failing client drops out of the round
+                logger.warning("client %r failed to %s: %s", client_id, what, error)
                 failures.append((client_id, f"{type(error).__name__}: {error}"))
         return RoundResults(results, failures)
 

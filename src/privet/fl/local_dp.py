@@ -36,9 +36,15 @@ from privet.fl.types import (
     FitResult,
 )
 
-__all__ = ["LocalDpClient"]
+__all__ = ["LocalDpClient", "local_dp_event"]
 
 logger = logging.getLogger("privet.fl")
+
+
+def local_dp_event(noise_multiplier: float) -> dp_accounting.DpEvent:
+    """What one locally private fit spends: noise ``σ C`` on an update whose replace-one
+    sensitivity is ``2C``, i.e. ``GaussianDpEvent(σ / 2)``."""
+    return dp_accounting.GaussianDpEvent(check_positive("noise_multiplier", noise_multiplier) / 2)
 
 
 class LocalDpClient:
@@ -80,7 +86,7 @@ class LocalDpClient:
 
     def participation_event(self) -> dp_accounting.DpEvent:
         """One fit: a Gaussian mechanism with sensitivity ``2C`` (replace-one)."""
-        return dp_accounting.GaussianDpEvent(self.noise_multiplier / 2.0)
+        return local_dp_event(self.noise_multiplier)
 
     def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
         """Charge, train, clip, noise. Whatever happens in local training — an exception,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from privet.dp import Ledger
+from privet.dp import DpEvent, Ledger
 from privet.errors import PrivacyError
 from privet.fl.central_dp import AdaptiveClippingDp, FixedClippingDp
 from privet.fl.config import (
@@ -35,7 +35,7 @@ from privet.fl.config import (
     client_ids,
 )
 from privet.fl.engine import Engine, History, RoundRecord, SequentialEngine, run_federated
-from privet.fl.local_dp import LocalDpClient
+from privet.fl.local_dp import LocalDpClient, local_dp_event
 from privet.fl.parameters import Parameters
 from privet.fl.partition import (
     Partition,
@@ -224,6 +224,15 @@ def build_strategy(config: RunConfig, ledger: Ledger | None) -> Strategy:
     )
 
 
+def local_training(config: RunConfig, *, epochs: int | None = None) -> LocalTraining:
+    """The configured local SGD (``epochs`` overrides the configured count)."""
+    return LocalTraining(
+        epochs=epochs if epochs is not None else config.training.epochs,
+        batch_size=config.training.batch_size,
+        learning_rate=config.training.learning_rate,
+    )
+
+
 class _LocalDpRound:
     """Charges a shared ledger once per round for locally private clients.
 
@@ -232,8 +241,8 @@ class _LocalDpRound:
     round is what the run spends for any client.
     """
 
-    def __init__(self, engine: Engine, event_source: LocalDpClient, ledger: Ledger | None) -> None:
-        self.engine, self.event_source, self.ledger = engine, event_source, ledger
+    def __init__(self, engine: Engine, event: DpEvent, ledger: Ledger | None) -> None:
+        self.engine, self.event, self.ledger = engine, event, ledger
 
     @property
     def client_ids(self) -> Sequence[str]:
@@ -244,7 +253,7 @@ class _LocalDpRound:
     ) -> RoundResults[FitResult]:
         if tasks and self.ledger is not None:
             self.ledger.charge(
-                self.event_source.participation_event(),
+                self.event,
                 label=f"fl round {tasks[0][1].server_round}: local DP (per client)",
             )
         return self.engine.fit(parameters, tasks)
@@ -265,11 +274,7 @@ def build_engine(
     ledger: Ledger | None,
 ) -> Engine:
     """The configured engine over the clients (locally private clients if asked)."""
-    training = LocalTraining(
-        epochs=config.training.epochs,
-        batch_size=config.training.batch_size,
-        learning_rate=config.training.learning_rate,
-    )
+    training = local_training(config)
     seed, kind, dp = config.engine.seed, config.engine.kind, config.dp
     local = dp is not None and dp.mode is DpMode.LOCAL
     if kind is EngineKind.VECTORIZED:
@@ -291,24 +296,8 @@ def build_engine(
             {client_id: client_from_data(config, data, client_id) for client_id in data.clients}
         )
     if local and dp is not None:
-        # Any client's wrapper tells the per-round event (they are configured alike).
-        wrapper = LocalDpClient(
-            _NoClient(), clip_norm=dp.clip_norm, noise_multiplier=dp.noise_multiplier
-        )
-        return _LocalDpRound(engine, wrapper, ledger)
+        return _LocalDpRound(engine, local_dp_event(dp.noise_multiplier), ledger)
     return engine
-
-
-class _NoClient:
-    """Stands in for a client where only a wrapper's settings are read."""
-
-    def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
-        raise PrivacyError("this placeholder client does not train")
-
-    def evaluate(
-        self, parameters: Parameters, instructions: EvaluateInstructions
-    ) -> EvaluateResult:
-        raise PrivacyError("this placeholder client does not evaluate")
 
 
 @functools.lru_cache(maxsize=4)
@@ -329,11 +318,7 @@ def client_from_data(config: RunConfig, data: FederatedData, client_id: str) -> 
     """The configured client ``client_id`` over ``data`` (locally private if asked)."""
     if client_id not in data.clients:
         raise PrivacyError(f"unknown client id {client_id!r}")
-    training = LocalTraining(
-        epochs=config.training.epochs,
-        batch_size=config.training.batch_size,
-        learning_rate=config.training.learning_rate,
-    )
+    training = local_training(config)
     index = list(data.clients).index(client_id)
     model_factory = build_model(config, data.num_features, data.num_classes)
     client: Client = TorchClient(
@@ -408,11 +393,7 @@ def train_centralized(config: RunConfig, data: FederatedData) -> tuple[float, fl
         data.x_test,
         data.y_test,
     )
-    training = LocalTraining(
-        epochs=config.rounds * config.training.epochs,
-        batch_size=config.training.batch_size,
-        learning_rate=config.training.learning_rate,
-    )
+    training = local_training(config, epochs=config.rounds * config.training.epochs)
     client = TorchClient(factory(), pooled, training, seed=config.engine.seed)
     trained = client.fit(parameters_of(factory()), FitInstructions(1)).parameters
     result = client.evaluate(trained, EvaluateInstructions(1))
