@@ -161,7 +161,9 @@ AD = b"privet-secagg/v1/shares/round=1/from=3/to=5"
 def test_seal_open_round_trip(plaintext: bytes) -> None:
     sealed = seal(KEY, plaintext, AD)
     assert len(sealed) == NONCE_BYTES + len(plaintext) + TAG_BYTES
-    assert plaintext == b"" or plaintext not in sealed
+    # A short plaintext can occur in random bytes by chance (a 1-byte one in about 11% of
+    # 29-byte ciphertexts); a 16-byte run by chance has probability < 2^-120.
+    assert len(plaintext) < 16 or plaintext[:16] not in sealed
     assert open_sealed(KEY, sealed, AD) == plaintext
 
 

@@ -14,9 +14,7 @@ import pytest
 from scipy import stats
 
 from privet.errors import PrivacyError
-from privet.secagg.crypto import KeyPurpose, agree, agreement_info
-from privet.secagg.masking import expand_mask
-from privet.secagg.protocol import (
+from privet.secagg import (
     AbortedRound,
     AdvertiseKeys,
     KeysBroadcast,
@@ -32,6 +30,8 @@ from privet.secagg.protocol import (
     run_protocol,
     simulate,
 )
+from privet.secagg.crypto import KeyPair, KeyPurpose, agree, agreement_info
+from privet.secagg.masking import expand_mask
 
 K = 32
 L = 10
@@ -107,17 +107,14 @@ def _setup(n: int = 4, t: int = 3) -> tuple[SecAggServer, list[SecAggClient], li
 def _to_round3(server: SecAggServer, clients: list[SecAggClient], drop2: set[int]) -> UnmaskRequest:
     for c in clients:
         server.receive(c.advertise())
-    broadcast = server.close_round()
-    assert isinstance(broadcast, KeysBroadcast)
+    broadcasts = server.broadcast_keys()
     for c in clients:
-        server.receive(c.share_keys(broadcast))
-    deliveries = server.close_round()
-    assert isinstance(deliveries, dict)
+        server.receive(c.share_keys(broadcasts[c.client_id]))
+    deliveries = server.deliver_shares()
     for c in clients:
         if c.client_id not in drop2:
             server.receive(c.masked_input(deliveries[c.client_id]))
-    request = server.close_round()
-    assert isinstance(request, UnmaskRequest)
+    request = server.request_unmask()
     return request
 
 
@@ -138,9 +135,9 @@ def test_client_refuses_to_reveal_both_shares_of_one_peer() -> None:
 def test_client_refuses_too_small_or_wrong_u3() -> None:
     server, clients, _ = _setup()
     _to_round3(server, clients, drop2=set())
-    with pytest.raises(AbortedRound, match="U3 must hold at least t = 3, got 2"):
+    with pytest.raises(AbortedRound, match="holders in U3 must number at least t = 3, got 2"):
         clients[0].unmask(UnmaskRequest(frozenset({1, 2}), frozenset({3, 4})))
-    with pytest.raises(ProtocolViolation, match="must partition U2"):
+    with pytest.raises(ProtocolViolation, match="must partition this client's holders in U2"):
         clients[0].unmask(UnmaskRequest(frozenset({1, 2, 3}), frozenset()))
 
 
@@ -177,19 +174,20 @@ def test_bad_messages_are_rejected_and_protocol_completes() -> None:
         server.receive(ShareKeys(1, {}))
     for c in clients[1:]:
         server.receive(c.advertise())
-    broadcast = server.close_round()
-    assert isinstance(broadcast, KeysBroadcast)
+    broadcasts = server.broadcast_keys()
+    assert all(isinstance(b, KeysBroadcast) for b in broadcasts.values())
     with pytest.raises(ProtocolViolation, match="must arrive in stage ADVERTISE"):
         server.receive(first)
-    share_messages = [c.share_keys(broadcast) for c in clients]
+    with pytest.raises(ProtocolViolation, match="this client's KeysBroadcast"):
+        clients[0].share_keys(broadcasts[2])
+    share_messages = [c.share_keys(broadcasts[c.client_id]) for c in clients]
     with pytest.raises(ProtocolViolation, match="must be addressed to"):
         server.receive(ShareKeys(1, {2: b"x"}))
     for m in share_messages:
         server.receive(m)
     with pytest.raises(ProtocolViolation, match="duplicate from 2"):
         server.receive(share_messages[1])
-    deliveries = server.close_round()
-    assert isinstance(deliveries, dict)
+    deliveries = server.deliver_shares()
     # A ciphertext with one flipped byte, or one from 2 presented as from 3, fails to open.
     honest = deliveries[1]
     blob = bytearray(honest.ciphertexts[2])
@@ -206,8 +204,7 @@ def test_bad_messages_are_rejected_and_protocol_completes() -> None:
         server.receive(MaskedInput(1, np.zeros(3, dtype=np.uint64)))
     for c in clients:
         server.receive(c.masked_input(deliveries[c.client_id]))
-    request = server.close_round()
-    assert isinstance(request, UnmaskRequest)
+    request = server.request_unmask()
     responses = [c.unmask(request) for c in clients]
     bad = dataclasses.replace(responses[0], key_shares={2: 1})
     with pytest.raises(ProtocolViolation, match="must hold self-mask shares"):
@@ -216,9 +213,15 @@ def test_bad_messages_are_rejected_and_protocol_completes() -> None:
         server.receive(r)
     with pytest.raises(ProtocolViolation, match="duplicate from 1"):
         server.receive(responses[0])
-    result = server.close_round()
-    assert isinstance(result, np.ndarray)
+    result = server.finish()
     np.testing.assert_array_equal(result, _expected(inputs, {1, 2, 3, 4}))
+
+
+def _replayed_secrets(seed: int) -> tuple[KeyPair, bytes]:
+    """A seeded client's mask key pair and self-mask seed, replayed from its documented draws."""
+    rng = np.random.default_rng(seed)
+    rng.bytes(32)  # the channel key
+    return KeyPair.from_private_bytes(rng.bytes(32)), rng.bytes(32)
 
 
 def test_mask_removal_matches_naive_per_pair_recomputation() -> None:
@@ -227,17 +230,17 @@ def test_mask_removal_matches_naive_per_pair_recomputation() -> None:
     for c in clients:
         if c.client_id in request.survivors:
             server.receive(c.unmask(request))
-    result = server.close_round()
-    assert isinstance(result, np.ndarray)
+    result = server.finish()
     survivors, dropped = sorted(request.survivors), sorted(request.dropped)
+    secrets = {u: _replayed_secrets(100 + u) for u in range(1, 7)}
     # Naive: each surviving pair's masks cancel; re-derive from the clients' own secrets.
     naive = np.zeros(L, dtype=np.uint64)
     for u in survivors:
-        naive += expand_mask(clients[u - 1]._self_seed, L, K)
+        naive += expand_mask(secrets[u][1], L, K)
         for v in dropped:
             seed = agree(
-                clients[u - 1]._mask,
-                clients[v - 1]._mask.public_bytes,
+                secrets[u][0],
+                secrets[v][0].public_bytes,
                 info=agreement_info(KeyPurpose.MASK, 0, u, v),
             )
             mask = expand_mask(seed, L, K)
@@ -252,7 +255,7 @@ def test_mask_removal_matches_naive_per_pair_recomputation() -> None:
     np.testing.assert_array_equal(result, _expected(inputs, set(survivors)))
     assert set(server.recovered_mask_keys) == set(dropped)
     for v in dropped:
-        assert server.recovered_mask_keys[v] == clients[v - 1]._mask.private_bytes()
+        assert server.recovered_mask_keys[v] == secrets[v][0].private_bytes()
     pair = {v: {u: bytes(32)} for v in [3] for u in [1]}
     zero = remove_masks(expand_mask(bytes(32), L, K), {}, pair, K)
     np.testing.assert_array_equal(zero, np.zeros(L, dtype=np.uint64))
@@ -262,7 +265,7 @@ def test_mask_removal_matches_naive_per_pair_recomputation() -> None:
     ("kwargs", "message"),
     [
         ({"num_clients": 1, "threshold": 1}, "num_clients must be >= 2, got 1"),
-        ({"num_clients": 4, "threshold": 2}, r"threshold must be in \(n/2, n\] = \(2.0, 4\]"),
+        ({"num_clients": 4, "threshold": 2}, r"threshold must be in \(2.0, 4\] and >= 2 for 4"),
         ({"num_clients": 4, "threshold": 5}, "threshold must be in"),
         ({"vector_length": 0}, "vector_length must be >= 1, got 0"),
         ({"modulus_bits": 65}, r"modulus_bits must be in \[1, 64\], got 65"),
@@ -291,3 +294,17 @@ def test_bad_client_inputs() -> None:
         SecAggClient(params, 1, np.full(L, 256, dtype=np.uint64))
     with pytest.raises(PrivacyError, match="inputs must hold at least 2 vectors, got 1"):
         simulate([np.zeros(L, dtype=np.uint64)], 2, K)
+
+
+def test_server_rounds_end_in_order_only() -> None:
+    server, clients, _ = _setup()
+    for call in (server.deliver_shares, server.request_unmask, server.finish):
+        with pytest.raises(
+            ProtocolViolation, match=r"must arrive in stage .* got it in stage ADVERTISE"
+        ):
+            call()
+    for c in clients:
+        server.receive(c.advertise())
+    server.broadcast_keys()
+    with pytest.raises(ProtocolViolation, match="broadcast_keys must arrive in stage ADVERTISE"):
+        server.broadcast_keys()

@@ -4,15 +4,16 @@ So far: Shamir t-of-n secret sharing over GF(2^521 − 1), X25519 key agreement
 with HKDF-SHA256 and AES-256-GCM sealing, AES-CTR mask expansion with
 pairwise-cancelling masks, quantization into Z_{2^k} with a stated
 no-overflow guarantee, and the four-round protocol with dropout recovery as
-sans-I/O client and server state machines (semi-honest server). SecAgg+
-neighbourhoods, distributed discrete-Gaussian noise and the FL integration
-come next (issue 6).
+sans-I/O client and server state machines (semi-honest server), on the
+complete graph (SecAgg) or a random k-regular graph (SecAgg+, with k chosen
+by :func:`secagg_plus_settings`).
 
 numpy and ``cryptography`` only — never torch (see DESIGN.md).
 """
 
 from __future__ import annotations
 
+from privet.secagg.client import SecAggClient
 from privet.secagg.crypto import (
     DecryptionError,
     KeyPair,
@@ -24,26 +25,24 @@ from privet.secagg.crypto import (
     open_sealed,
     seal,
 )
+from privet.secagg.graph import MaskingGraph, SecAggPlusSettings, secagg_plus_settings
 from privet.secagg.masking import apply_masks, expand_mask, pairwise_masks
-from privet.secagg.protocol import (
+from privet.secagg.messages import (
     AbortedRound,
     AdvertiseKeys,
     KeysBroadcast,
     MaskedInput,
     ProtocolViolation,
-    SecAggClient,
     SecAggParams,
-    SecAggServer,
     ShareKeys,
     SharesDelivery,
     UnmaskRequest,
     UnmaskResponse,
-    remove_masks,
-    run_protocol,
-    simulate,
 )
 from privet.secagg.quantize import Quantizer
+from privet.secagg.server import SecAggServer, remove_masks
 from privet.secagg.shamir import decode_share, encode_share, recover_secret, split_secret
+from privet.secagg.simulation import run_protocol, simulate
 
 __all__ = [
     "AbortedRound",
@@ -53,10 +52,12 @@ __all__ = [
     "KeyPurpose",
     "KeysBroadcast",
     "MaskedInput",
+    "MaskingGraph",
     "ProtocolViolation",
     "Quantizer",
     "SecAggClient",
     "SecAggParams",
+    "SecAggPlusSettings",
     "SecAggServer",
     "ShareKeys",
     "SharesDelivery",
@@ -76,6 +77,7 @@ __all__ = [
     "remove_masks",
     "run_protocol",
     "seal",
+    "secagg_plus_settings",
     "simulate",
     "split_secret",
 ]
