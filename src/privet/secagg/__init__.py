@@ -6,7 +6,9 @@ pairwise-cancelling masks, quantization into Z_{2^k} with a stated
 no-overflow guarantee, and the four-round protocol with dropout recovery as
 sans-I/O client and server state machines (semi-honest server), on the
 complete graph (SecAgg) or a random k-regular graph (SecAgg+, with k chosen
-by :func:`secagg_plus_settings`).
+by :func:`secagg_plus_settings`), and the distributed discrete Gaussian
+mechanism (Kairouz, Liu & Steinke 2021) that makes the securely aggregated sum
+differentially private without trusting the server.
 
 numpy and ``cryptography`` only — never torch (see DESIGN.md).
 """
@@ -24,6 +26,12 @@ from privet.secagg.crypto import (
     hkdf_sha256,
     open_sealed,
     seal,
+)
+from privet.secagg.distributed_dp import (
+    DistributedDiscreteGaussian,
+    ddg_tau,
+    ddg_zcdp_rho,
+    rounded_l2_sensitivity_squared,
 )
 from privet.secagg.graph import MaskingGraph, SecAggPlusSettings, secagg_plus_settings
 from privet.secagg.masking import apply_masks, expand_mask, pairwise_masks
@@ -48,6 +56,7 @@ __all__ = [
     "AbortedRound",
     "AdvertiseKeys",
     "DecryptionError",
+    "DistributedDiscreteGaussian",
     "KeyPair",
     "KeyPurpose",
     "KeysBroadcast",
@@ -66,6 +75,8 @@ __all__ = [
     "agree",
     "agreement_info",
     "apply_masks",
+    "ddg_tau",
+    "ddg_zcdp_rho",
     "decode_share",
     "encode_share",
     "exchange",
@@ -75,6 +86,7 @@ __all__ = [
     "pairwise_masks",
     "recover_secret",
     "remove_masks",
+    "rounded_l2_sensitivity_squared",
     "run_protocol",
     "seal",
     "secagg_plus_settings",
