@@ -30,6 +30,7 @@ from privet.dp import (
     event_from_json,
     noise_multiplier_for,
 )
+from privet.fl.runner import load_federated_data
 
 # A wide terminal, so that rich neither wraps nor truncates table cells.
 runner = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
@@ -277,7 +278,9 @@ def test_demo_runs_refuses_the_last_request_and_leaves_a_ledger(tmp_path: Path) 
     ]
     assert len(refused_rows) == 1
     assert "DP-SGD on the MNIST subset" in result.output
-    assert "Federated: 5 hospitals" in result.output
+    assert "Federated: 10 hospitals" in result.output
+    assert "FedAvg over SecAgg+" in result.output
+    assert "The server saw only masked updates: 10 vectors" in result.output
     for label in ("patients", "mean age", "mean BMI", "median BP", "aged 60-90"):
         assert label in result.output
     ledger = Ledger.open(path)
@@ -285,7 +288,7 @@ def test_demo_runs_refuses_the_last_request_and_leaves_a_ledger(tmp_path: Path) 
     assert ledger.spent() <= demo.BUDGET_EPSILON
     labels = [charge.label for charge in ledger.history()]
     steps = demo_training.EPOCHS * (4000 // demo_training.BATCH_SIZE)
-    rounds = [f"fl round {r}: central DP" for r in range(1, demo_federated.ROUNDS + 1)]
+    rounds = [f"fl round {r}: distributed DP" for r in range(1, demo_federated.ROUNDS + 1)]
     assert labels == ["dp-sgd step"] * steps + rounds + DEMO_LEDGER_LABELS
 
 
@@ -298,21 +301,24 @@ def test_demo_on_a_ledger_with_another_budget_exits_with_a_message(tmp_path: Pat
 
 
 def test_analyse_releases_all_but_the_last_request() -> None:
-    ledger = Ledger(demo.BUDGET_EPSILON, demo.BUDGET_DELTA, "pld")
+    ledger = Ledger(demo.BUDGET_EPSILON, demo.BUDGET_DELTA, demo.ACCOUNTANT)
     # What the demo's training spends, charged at once instead of step by step.
     sample_rate = demo_training.BATCH_SIZE / 4000
     steps = demo_training.EPOCHS * (4000 // demo_training.BATCH_SIZE)
     sigma = noise_multiplier_for(
-        demo_training.TRAINING_EPSILON, demo_training.TRAINING_DELTA, sample_rate, steps
+        demo_training.TRAINING_EPSILON,
+        demo_training.TRAINING_DELTA,
+        sample_rate,
+        steps,
+        demo.ACCOUNTANT,
     )
     ledger.charge(dpsgd_event(sigma, sample_rate, steps), label="training")
-    # And what the federated step spends: Gaussian(σ) over all five silos, each round.
-    federated = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(
-            1.0, dp_accounting.GaussianDpEvent(demo_federated.NOISE_MULTIPLIER)
-        ),
-        demo_federated.ROUNDS,
-    )
+    # And what the federated step spends: the distributed discrete Gaussian's zCDP, each round.
+    _, threshold = demo_federated.SECURE.graph_and_threshold(demo_federated.SILOS)
+    data = load_federated_data(demo_federated.CONFIG)
+    dimension = (data.num_features + 1) * data.num_classes  # logistic regression
+    mechanism = demo_federated.federated_mechanism(dimension, threshold)
+    federated = dp_accounting.SelfComposedDpEvent(mechanism.event, demo_federated.ROUNDS)
     ledger.charge(federated, label="federated")
     outcomes = demo.analyse(ledger)
     assert len(outcomes) == len(DEMO_LEDGER_LABELS) + 1

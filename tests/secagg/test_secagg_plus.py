@@ -15,10 +15,15 @@ from scipy import stats
 from privet.errors import PrivacyError
 from privet.secagg import (
     AbortedRound,
+    KeyPair,
+    KeyPurpose,
     MaskingGraph,
     SecAggClient,
     SecAggParams,
     SecAggServer,
+    agree,
+    agreement_info,
+    expand_mask,
     run_protocol,
     secagg_plus_settings,
     simulate,
@@ -226,3 +231,45 @@ def test_sparse_threshold_is_checked_against_the_degree() -> None:
         SecAggParams(30, 16, 8, BITS, graph=graph)
     with pytest.raises(PrivacyError, match="graph must be a MaskingGraph over 30 clients"):
         SecAggParams(30, 4, 8, BITS, graph=MaskingGraph(20, 6))
+
+
+@pytest.mark.parametrize("graph_kind", ["secagg", "secagg+"])
+def test_no_single_input_is_recoverable_from_the_server_state_after_dropouts(
+    graph_kind: str,
+) -> None:
+    """The server's whole state after a round with dropouts: every y_u, the survivors'
+    self-mask seeds b_u and the dropouts' mask keys. It never holds both secrets of one
+    client, and stripping from y_u everything it can (b_u's mask, the masks shared with
+    dropouts) leaves a vector still hidden by the masks u shares with other survivors:
+    not x_u, and uniform by chi-square on the low byte (fixed seeds; alpha = 1e-3 each,
+    so a false alarm somewhere in the 2 x 20 checks below has probability < 4%)."""
+    n, length = 24, 512
+    graph = None if graph_kind == "secagg" else MaskingGraph.random(n, 8, np.random.default_rng(1))
+    threshold = 13 if graph is None else 5
+    params = SecAggParams(n, threshold, length, BITS, graph=graph)
+    inputs = [np.full(length, 1000 + u, dtype=np.uint64) for u in range(1, n + 1)]
+    clients = [
+        SecAggClient(params, u, inputs[u - 1], np.random.default_rng(50 + u))
+        for u in range(1, n + 1)
+    ]
+    server = SecAggServer(params)
+    dropped = {3, 9, 17, 22}
+    total = run_protocol(server, clients, {2: dropped})
+    survivors = set(range(1, n + 1)) - dropped
+    np.testing.assert_array_equal(total, _expected(inputs, survivors))
+    assert not set(server.recovered_self_seeds) & set(server.recovered_mask_keys)
+    assert set(server.recovered_mask_keys) == dropped
+    keys = server.public_keys
+    for u in sorted(survivors)[:20]:
+        stripped = server.masked_inputs[u] - expand_mask(
+            server.recovered_self_seeds[u], length, BITS
+        )
+        for v in dropped & params.holders(u):
+            pair = KeyPair.from_private_bytes(server.recovered_mask_keys[v])
+            seed = agree(pair, keys[u][1], info=agreement_info(KeyPurpose.MASK, 0, u, v))
+            mask = expand_mask(seed, length, BITS)
+            stripped = stripped - mask if u < v else stripped + mask
+        stripped &= np.uint64(2**BITS - 1)
+        assert not np.array_equal(stripped, inputs[u - 1])
+        counts = np.bincount((stripped & np.uint64(255)).astype(np.int64), minlength=256)
+        assert stats.chisquare(counts).pvalue > 1e-3

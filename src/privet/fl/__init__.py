@@ -1,6 +1,8 @@
 """Federated learning: parameters, clients, strategies, partitioners and engines.
 
-Imports ``dp`` and ``wire``. Modules with heavy dependencies are imported by name:
+Imports ``dp``, ``secagg`` and ``wire``. Secure aggregation runs as an engine
+(:class:`SecAggEngine`) with sum-only strategies; distributed DP (:class:`DistributedDp`)
+on top of it. Modules with heavy dependencies are imported by name:
 :mod:`privet.fl.torch_client`, :mod:`privet.fl.vectorized` and :mod:`privet.fl.runner`
 (torch), :mod:`privet.fl.ray_engine` (ray) and :mod:`privet.fl.deploy` (grpc) — see DESIGN.md.
 """
@@ -8,11 +10,13 @@ Imports ``dp`` and ``wire``. Modules with heavy dependencies are imported by nam
 from __future__ import annotations
 
 from privet.fl.central_dp import AdaptiveClippingDp, FixedClippingDp
+from privet.fl.distributed_dp import DistributedDp
 from privet.fl.engine import (
     CentralEvaluation,
     Engine,
     History,
     RoundRecord,
+    SecureEngine,
     SequentialEngine,
     run_federated,
 )
@@ -25,6 +29,14 @@ from privet.fl.partition import (
     quantity_skew_partition,
     shard_partition,
     split_arrays,
+)
+from privet.fl.secure_client import SecureClientSession, SecureFitTask
+from privet.fl.secure_engine import (
+    InMemorySecureTransport,
+    MaskingMode,
+    SecAggEngine,
+    SecureAggregation,
+    SecureTransport,
 )
 from privet.fl.strategies import (
     FedAdagrad,
@@ -44,7 +56,10 @@ from privet.fl.strategy import (
     ClientUpdates,
     EvaluationSummary,
     SampledStrategy,
+    SecureContribution,
+    SecureSum,
     Strategy,
+    SumStrategy,
     sample_clients,
 )
 from privet.fl.types import (
@@ -66,6 +81,7 @@ __all__ = [
     "Client",
     "ClientSampling",
     "ClientUpdates",
+    "DistributedDp",
     "Engine",
     "EvaluateInstructions",
     "EvaluateResult",
@@ -82,8 +98,10 @@ __all__ = [
     "FitResult",
     "FixedClippingDp",
     "History",
+    "InMemorySecureTransport",
     "Krum",
     "LocalDpClient",
+    "MaskingMode",
     "Metrics",
     "MultiKrum",
     "Parameters",
@@ -93,8 +111,17 @@ __all__ = [
     "RoundResults",
     "SampledStrategy",
     "Scalar",
+    "SecAggEngine",
+    "SecureAggregation",
+    "SecureClientSession",
+    "SecureContribution",
+    "SecureEngine",
+    "SecureFitTask",
+    "SecureSum",
+    "SecureTransport",
     "SequentialEngine",
     "Strategy",
+    "SumStrategy",
     "dirichlet_partition",
     "iid_partition",
     "quantity_skew_partition",

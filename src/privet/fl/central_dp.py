@@ -37,7 +37,14 @@ from privet.dp.ledger import Ledger
 from privet.dp.randomness import RandomSource, RngLike, resolve_rng
 from privet.errors import PrivacyError
 from privet.fl.parameters import Parameters
-from privet.fl.strategy import Aggregate, EvaluationSummary, SampledStrategy, Strategy
+from privet.fl.strategy import (
+    Aggregate,
+    EvaluationSummary,
+    SampledStrategy,
+    SecureContribution,
+    SecureSum,
+    Strategy,
+)
 from privet.fl.types import (
     EvaluateInstructions,
     EvaluateResult,
@@ -216,6 +223,34 @@ class FixedClippingDp:
         """Charge the round, then hand the noisy mean update to the wrapped strategy."""
         self._charge(server_round)  # before any noise: a refusal changes nothing
         mean_update, stats = self._noisy_mean_update(parameters, results)
+        return self._step(server_round, parameters, mean_update, stats)
+
+    def secure_contribution(self, server_round: int) -> SecureContribution:
+        """Under secure aggregation each client clips its own update to ``C``."""
+        return SecureContribution(l2_clip=self.clip_norm)
+
+    def aggregate_secure_sum(
+        self, server_round: int, parameters: Parameters, secure: SecureSum
+    ) -> Aggregate:
+        """Charge, add the central noise to the securely summed clipped updates, step.
+
+        The server sees only the sum (Bonawitz et al. 2017), so it learns no
+        single update even before its noise; the DP guarantee is the same as
+        :meth:`aggregate_fit`'s because the sum of clipped updates is the same.
+        """
+        self._charge(server_round)
+        noise = self._source.standard_normal(parameters.size)
+        noisy_sum = secure.update_sum + (self.update_noise_multiplier() * self.clip_norm) * noise
+        mean_update = noisy_sum / (self.sampling_rate * self.population)
+        return self._step(server_round, parameters, mean_update, {"dp_clip_norm": self.clip_norm})
+
+    def _step(
+        self,
+        server_round: int,
+        parameters: Parameters,
+        mean_update: NDArray[np.float64],
+        stats: dict[str, float | int],
+    ) -> Aggregate:
         pseudo = FitResult(parameters.from_vector(parameters.to_vector() + mean_update), 1)
         inner = self.strategy.aggregate_fit(
             server_round,
@@ -345,6 +380,13 @@ class AdaptiveClippingDp(FixedClippingDp):
 
     def _check_restored_clip(self, clip_norm: float) -> None:
         """The adaptive bound moves every round: any positive value may be restored."""
+
+    def secure_contribution(self, server_round: int) -> SecureContribution:
+        """Not yet: the adaptive bound needs each client's clipped bit in the secure sum."""
+        raise PrivacyError(
+            "AdaptiveClippingDp does not run under secure aggregation yet (it needs the count "
+            "of unclipped clients, which the secure sum does not carry); use FixedClippingDp"
+        )
 
     def update_noise_multiplier(self) -> float:
         """``σ_Δ = (σ^−2 − (2 σ_b)^−2)^−1/2``: the updates' share of the noise budget."""

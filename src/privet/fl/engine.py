@@ -23,7 +23,14 @@ import numpy as np
 from privet.dp._validation import check_positive_int
 from privet.errors import BudgetExceeded, PrivacyError
 from privet.fl.parameters import Parameters
-from privet.fl.strategy import EvaluationSummary, Strategy
+from privet.fl.strategy import (
+    Aggregate,
+    EvaluationSummary,
+    SecureContribution,
+    SecureSum,
+    Strategy,
+    SumStrategy,
+)
 from privet.fl.types import (
     Client,
     EvaluateInstructions,
@@ -41,6 +48,7 @@ __all__ = [
     "Engine",
     "History",
     "RoundRecord",
+    "SecureEngine",
     "SequentialEngine",
     "run_federated",
 ]
@@ -69,6 +77,20 @@ class Engine(Protocol):
     ) -> RoundResults[EvaluateResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SecureEngine(Engine, Protocol):
+    """An engine whose fits end in a secure sum instead of individual results
+    (:class:`privet.fl.secure_engine.SecAggEngine`)."""
+
+    def fit_secure(
+        self,
+        parameters: Parameters,
+        tasks: Sequence[tuple[str, FitInstructions]],
+        contribution: SecureContribution,
+        server_round: int,
+    ) -> SecureSum: ...
 
 
 class SequentialEngine:
@@ -181,6 +203,9 @@ def run_federated(
     """
     check_positive_int("rounds", rounds)
     check_positive_int("first_round", first_round)
+    secure = isinstance(engine, SecureEngine)
+    if secure:
+        _check_sum_strategy(strategy)
     parameters = initial_parameters
     history = History(parameters)
     for server_round in range(first_round, first_round + rounds):
@@ -188,11 +213,17 @@ def run_federated(
         aborted = None
         fit_metrics: Metrics = {}
         tasks: Sequence[tuple[str, FitInstructions]] = []
-        results: RoundResults[FitResult] = RoundResults([], [])
+        answered, failed = 0, 0
         try:
             tasks = strategy.configure_fit(server_round, parameters, engine.client_ids, rng)
-            results = engine.fit(parameters, tasks)
-            aggregate = strategy.aggregate_fit(server_round, parameters, results)
+            if secure:
+                aggregate, answered, failed = _secure_round(
+                    engine, strategy, parameters, tasks, server_round
+                )
+            else:
+                results = engine.fit(parameters, tasks)
+                answered, failed = len(results.results), len(results.failures)
+                aggregate = strategy.aggregate_fit(server_round, parameters, results)
             parameters.check_layout(aggregate.parameters, what="aggregated parameters")
             parameters, fit_metrics = aggregate.parameters, aggregate.metrics
         except RoundAborted as error:
@@ -215,8 +246,8 @@ def run_federated(
         public = strategy.releases_counts
         record = RoundRecord(
             server_round=server_round,
-            clients=len(results.results) if public else None,
-            failures=len(results.failures) if public else None,
+            clients=answered if public else None,
+            failures=failed if public else None,
             fit_metrics=fit_metrics,
             evaluation=evaluation,
             central_loss=central_loss,
@@ -229,3 +260,35 @@ def run_federated(
         if on_round is not None:
             on_round(record)
     return history
+
+
+def _check_sum_strategy(strategy: Strategy) -> None:
+    """Refuse, before any round, a strategy that secure aggregation cannot serve."""
+    name = type(strategy).__name__
+    if strategy.needs_individual_updates:
+        raise PrivacyError(
+            f"{name} needs individual client updates, which secure aggregation hides; "
+            "use a strategy that aggregates a sum (FedAvg, FedProx, their DP wrappers)"
+        )
+    if not isinstance(strategy, SumStrategy):
+        raise PrivacyError(
+            f"{name} cannot aggregate a secure sum (it has no aggregate_secure_sum); "
+            "use FedAvg, FedProx or their DP wrappers"
+        )
+
+
+def _secure_round(
+    engine: Engine,
+    strategy: Strategy,
+    parameters: Parameters,
+    tasks: Sequence[tuple[str, FitInstructions]],
+    server_round: int,
+) -> tuple[Aggregate, int, int]:
+    if not isinstance(engine, SecureEngine) or not isinstance(strategy, SumStrategy):
+        raise PrivacyError("a secure round needs a SecureEngine and a SumStrategy")
+    if not tasks:
+        raise RoundAborted("no client was asked to fit this round")
+    contribution = strategy.secure_contribution(server_round)
+    secure_sum = engine.fit_secure(parameters, tasks, contribution, server_round)
+    aggregate = strategy.aggregate_secure_sum(server_round, parameters, secure_sum)
+    return aggregate, secure_sum.clients, secure_sum.dropped

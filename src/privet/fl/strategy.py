@@ -30,6 +30,7 @@ from privet.fl.types import (
     RoundAborted,
     RoundResults,
 )
+from privet.secagg.distributed_dp import DistributedDiscreteGaussian
 
 __all__ = [
     "Aggregate",
@@ -37,7 +38,10 @@ __all__ = [
     "ClientUpdates",
     "EvaluationSummary",
     "SampledStrategy",
+    "SecureContribution",
+    "SecureSum",
     "Strategy",
+    "SumStrategy",
     "sample_clients",
 ]
 
@@ -93,6 +97,70 @@ class Strategy(Protocol):
     def aggregate_evaluate(
         self, server_round: int, results: RoundResults[EvaluateResult]
     ) -> EvaluationSummary: ...
+
+
+@dataclass(frozen=True)
+class SecureContribution:
+    """What each client feeds into a secure sum; the strategy decides, the engine encodes.
+
+    Every client adds its update ``delta = x_client - x_global``.
+
+    Attributes
+    ----------
+    l2_clip
+        If set, the client scales ``delta`` down to this L2 norm first (the
+        clipping a DP wrapper's sensitivity rests on, done client-side
+        because the server never sees ``delta``).
+    weighted
+        ``True``: the client adds ``w delta`` and ``w``, with ``w`` its
+        example count capped by the engine (example-weighted FedAvg);
+        ``False``: ``delta`` alone, and the mean divides by the survivors.
+    distributed_noise
+        If set, the client encodes with this mechanism, which clips, rounds
+        and adds its share of discrete Gaussian noise (Kairouz et al. 2021).
+    """
+
+    l2_clip: float | None = None
+    weighted: bool = False
+    distributed_noise: DistributedDiscreteGaussian | None = None
+
+
+@dataclass(frozen=True)
+class SecureSum:
+    """What secure aggregation reveals: the sum over the clients that finished, nothing else.
+
+    Attributes
+    ----------
+    update_sum
+        ``sum_u w_u delta_u`` (``w_u = 1`` unless weighted), decoded to floats.
+    weight_sum
+        ``sum_u w_u``.
+    clients
+        ``|U3|``: how many clients' inputs are in the sum (the protocol
+        reveals who finished).
+    dropped
+        How many of the asked clients are not in it.
+    """
+
+    update_sum: NDArray[np.float64]
+    weight_sum: float
+    clients: int
+    dropped: int
+
+
+@runtime_checkable
+class SumStrategy(Strategy, Protocol):
+    """A strategy that can aggregate from a secure sum of updates, never seeing one."""
+
+    def secure_contribution(self, server_round: int) -> SecureContribution:
+        """What each client of this round adds to the sum (called before the round's fits)."""
+        ...
+
+    def aggregate_secure_sum(
+        self, server_round: int, parameters: Parameters, secure: SecureSum
+    ) -> Aggregate:
+        """The next global model from the round's secure sum."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ numpy and ``cryptography`` only — never torch (see DESIGN.md).
 from __future__ import annotations
 
 from privet.secagg.client import SecAggClient
+from privet.secagg.codec import (
+    decode_client_message,
+    decode_server_message,
+    encode_secagg_message,
+    secagg_limits,
+)
 from privet.secagg.crypto import (
     DecryptionError,
     KeyPair,
@@ -77,7 +83,10 @@ __all__ = [
     "apply_masks",
     "ddg_tau",
     "ddg_zcdp_rho",
+    "decode_client_message",
+    "decode_server_message",
     "decode_share",
+    "encode_secagg_message",
     "encode_share",
     "exchange",
     "expand_mask",
@@ -89,6 +98,7 @@ __all__ = [
     "rounded_l2_sensitivity_squared",
     "run_protocol",
     "seal",
+    "secagg_limits",
     "secagg_plus_settings",
     "simulate",
     "split_secret",

@@ -13,7 +13,13 @@ import numpy as np
 
 from privet.errors import PrivacyError
 from privet.fl.parameters import Parameters
-from privet.fl.strategy import Aggregate, ClientSampling, SampledStrategy
+from privet.fl.strategy import (
+    Aggregate,
+    ClientSampling,
+    SampledStrategy,
+    SecureContribution,
+    SecureSum,
+)
 from privet.fl.types import FitInstructions, FitResult, RoundAborted, RoundResults
 
 __all__ = ["FedAvg", "FedProx"]
@@ -60,6 +66,25 @@ class FedAvg(SampledStrategy):
             "examples": sum(result.num_examples for _, result in kept),
         }
         return Aggregate(parameters.from_vector(total / weight_sum), metrics)
+
+    def secure_contribution(self, server_round: int) -> SecureContribution:
+        """Each client adds its update, weighted by its (capped) example count if weighted."""
+        return SecureContribution(weighted=self.weighted)
+
+    def aggregate_secure_sum(
+        self, server_round: int, parameters: Parameters, secure: SecureSum
+    ) -> Aggregate:
+        """The (weighted) mean update from a secure sum, added to the global model."""
+        if secure.clients < self.sampling.min_fit_clients:
+            raise RoundAborted(
+                f"{secure.clients} client(s) finished secure aggregation; the round needs at "
+                f"least {self.sampling.min_fit_clients}"
+            )
+        if secure.weight_sum <= 0:
+            raise RoundAborted("the secure sum's weights add up to 0; nothing to average")
+        mean_update = secure.update_sum / secure.weight_sum
+        metrics = {"clients": secure.clients, "failures": secure.dropped}
+        return Aggregate(parameters.from_vector(parameters.to_vector() + mean_update), metrics)
 
 
 class FedProx(FedAvg):
