@@ -264,12 +264,13 @@ def test_mask_removal_matches_naive_per_pair_recomputation() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_clients": 1, "threshold": 1}, "num_clients must be >= 2, got 1"),
+        ({"num_clients": 1, "threshold": 1}, r"num_clients must be in \[2, 4294967295\], got 1"),
         ({"num_clients": 4, "threshold": 2}, r"threshold must be in \(2.0, 4\] and >= 2 for 4"),
         ({"num_clients": 4, "threshold": 5}, "threshold must be in"),
         ({"vector_length": 0}, "vector_length must be >= 1, got 0"),
         ({"modulus_bits": 65}, r"modulus_bits must be in \[1, 64\], got 65"),
-        ({"round_id": -1}, "round_id must be >= 0, got -1"),
+        ({"round_id": -1}, r"round_id must be in \[0, 9223372036854775807\], got -1"),
+        ({"round_id": 2**63}, "round_id must be in"),
         ({"threshold": True}, "threshold must be an integer, got True"),
     ],
 )

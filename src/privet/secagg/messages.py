@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 ID_BYTES = 4
+# Ids travel as uint32 and round ids as JSON integers (privet.wire caps them at int64).
+_MAX_CLIENTS = 2**32 - 1
+_MAX_ROUND_ID = 2**63 - 1
 #: Plaintext of one sealed share pair: sender id, recipient id, share of b_u, share of the key.
 SHARE_PLAINTEXT_BYTES = 2 * ID_BYTES + 2 * SHARE_BYTES
 #: AES-GCM adds a 12-byte nonce and a 16-byte tag.
@@ -105,8 +108,8 @@ class SecAggParams:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise PrivacyError(f"{name} must be an integer, got {value!r}")
         n, t = self.num_clients, self.threshold
-        if n < 2:
-            raise PrivacyError(f"num_clients must be >= 2, got {n}")
+        if not 2 <= n <= _MAX_CLIENTS:
+            raise PrivacyError(f"num_clients must be in [2, {_MAX_CLIENTS}], got {n}")
         if self.graph is not None and (
             not isinstance(self.graph, MaskingGraph) or self.graph.num_clients != n
         ):
@@ -121,8 +124,8 @@ class SecAggParams:
             raise PrivacyError(f"vector_length must be >= 1, got {self.vector_length}")
         if not 1 <= self.modulus_bits <= MAX_MODULUS_BITS:
             raise PrivacyError(f"modulus_bits must be in [1, 64], got {self.modulus_bits}")
-        if self.round_id < 0:
-            raise PrivacyError(f"round_id must be >= 0, got {self.round_id}")
+        if not 0 <= self.round_id <= _MAX_ROUND_ID:
+            raise PrivacyError(f"round_id must be in [0, {_MAX_ROUND_ID}], got {self.round_id}")
 
     @cached_property
     def client_ids(self) -> frozenset[int]:
