@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privet.errors import PrivacyError
+from privet.fl.central_dp import clip_rows
 from privet.fl.parameters import Parameters
 from privet.fl.strategy import SecureContribution
 from privet.fl.types import Client, FitInstructions
@@ -88,9 +89,7 @@ def contribution_vector(
     if contribution.distributed_noise is not None:
         return delta
     if contribution.l2_clip is not None:
-        norm = float(np.linalg.norm(delta))
-        if norm > contribution.l2_clip:
-            delta = delta * (contribution.l2_clip / norm)
+        delta = clip_rows(delta[None, :], contribution.l2_clip)[0][0]
     weight = min(num_examples, max_weight) / max_weight if contribution.weighted else 1.0
     vector: NDArray[np.float64] = np.append(weight * delta, weight)
     return vector

@@ -270,7 +270,8 @@ class SecAggEngine:
                     f"clients, got dimension {noise.dimension} for {noise.num_clients} clients"
                 )
             return noise, size
-        bound = contribution.l2_clip if contribution.l2_clip is not None else None
+        # An L2-clipped update has every coordinate within the L2 bound; weights are in [0, 1].
+        bound = contribution.l2_clip
         clip = max(bound if bound is not None else self.config.coordinate_clip, 1.0)
         quantizer = Quantizer.with_max_scale(
             clip, self.config.modulus_bits, num_clients, stochastic=True
@@ -330,8 +331,9 @@ class SecAggEngine:
             return {i: encode_secagg_message(m, params) for i, m in server.broadcast_keys().items()}
         if server.stage is Stage.SHARE:
             return {i: encode_secagg_message(m, params) for i, m in server.deliver_shares().items()}
-        request = encode_secagg_message(server.request_unmask(), params)
-        return {i: request for i in server.masked_inputs}
+        request = server.request_unmask()
+        encoded = encode_secagg_message(request, params)
+        return {i: encoded for i in request.survivors}
 
     @staticmethod
     def _receive(
