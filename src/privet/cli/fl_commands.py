@@ -191,7 +191,8 @@ def serve(
             round_timeout=round_timeout,
             central_evaluation=torch_evaluator(factory(), data.x_test, data.y_test),
             on_round=report,
-            on_start=lambda first: console.print(f"serving from round {first} on {address}"),
+            on_start=lambda port: console.print(f"serving on {address} (port {port})"),
+            secure_aggregation=settings.secure_aggregation,
         )
     except (PrivacyError, ImportError, OSError) as error:
         raise _error(error) from error

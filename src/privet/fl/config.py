@@ -50,6 +50,11 @@ Example (every section but ``[data]`` is optional; defaults shown)::
     kind = "vectorized"        # "sequential", "vectorized" or "ray"
     seed = 0
 
+    [secure_aggregation]       # omit for plain aggregation
+    mode = "secagg+"           # "secagg" (complete graph) or "secagg+" (Bell et al. 2020)
+    dropout_fraction = 0.1     # what each round must tolerate
+    corruption_fraction = 0.0  # clients that may collude with the server
+
 Strings become enums here, unknown sections or keys are errors (a typo must
 not silently fall back to a default), and every value is checked with the
 house message format. Building the run from this record is
@@ -62,11 +67,12 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from privet.errors import PrivacyError
+from privet.fl.secure_engine import MaskingMode, SecureAggregation
 
 __all__ = [
     "DataConfig",
@@ -201,9 +207,10 @@ class RunConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     dp: DpConfig | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
+    secure_aggregation: SecureAggregation | None = None
 
 
-EnumT = TypeVar("EnumT", bound=StrEnum)
+EnumT = TypeVar("EnumT", bound=Enum)
 
 
 class _Section:
@@ -284,7 +291,9 @@ class _Section:
 
 
 _REQUIRED = object()
-_SECTIONS = frozenset({"data", "partition", "model", "training", "strategy", "dp", "engine"})
+_SECTIONS = frozenset(
+    {"data", "partition", "model", "training", "strategy", "dp", "engine", "secure_aggregation"}
+)
 
 
 def parse_config(document: Mapping[str, Any], *, base: Path | None = None) -> RunConfig:
@@ -363,6 +372,16 @@ def parse_config(document: Mapping[str, Any], *, base: Path | None = None) -> Ru
             kind=s.choice("kind", "vectorized", EngineKind), seed=s.integer("seed", 0, 0)
         )
         s.done()
+    secure = None
+    if (s := section("secure_aggregation")) is not None:
+        secure = SecureAggregation(
+            mode=s.choice("mode", "secagg+", MaskingMode),
+            dropout_fraction=s.number("dropout_fraction", 0.1, low=0.0, high=0.49, open_low=False),
+            corruption_fraction=s.number(
+                "corruption_fraction", 0.0, low=0.0, high=0.49, open_low=False
+            ),
+        )
+        s.done()
     return RunConfig(
         data=data,
         rounds=rounds,
@@ -372,6 +391,7 @@ def parse_config(document: Mapping[str, Any], *, base: Path | None = None) -> Ru
         strategy=strategy,
         dp=dp,
         engine=engine,
+        secure_aggregation=secure,
     )
 
 

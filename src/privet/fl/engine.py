@@ -50,6 +50,7 @@ __all__ = [
     "RoundRecord",
     "SecureEngine",
     "SequentialEngine",
+    "check_sum_strategy",
     "run_federated",
 ]
 
@@ -205,7 +206,7 @@ def run_federated(
     check_positive_int("first_round", first_round)
     secure = isinstance(engine, SecureEngine)
     if secure:
-        _check_sum_strategy(strategy)
+        check_sum_strategy(strategy)
     parameters = initial_parameters
     history = History(parameters)
     for server_round in range(first_round, first_round + rounds):
@@ -262,7 +263,7 @@ def run_federated(
     return history
 
 
-def _check_sum_strategy(strategy: Strategy) -> None:
+def check_sum_strategy(strategy: Strategy) -> None:
     """Refuse, before any round, a strategy that secure aggregation cannot serve."""
     name = type(strategy).__name__
     if strategy.needs_individual_updates:

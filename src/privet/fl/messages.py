@@ -39,6 +39,9 @@ __all__ = [
     "encode_evaluate_result",
     "encode_fit_instructions",
     "encode_fit_result",
+    "fit_instructions_from",
+    "fit_instructions_meta",
+    "parameters_from",
 ]
 
 FIT_INS = "fl.fit_ins"
@@ -105,24 +108,21 @@ def _built(kind: str, build: Any, *args: Any, **kwargs: Any) -> Any:
 # -- fit --------------------------------------------------------------------------------------
 
 
-def encode_fit_instructions(parameters: Parameters, instructions: FitInstructions) -> bytes:
-    meta = {
+def fit_instructions_meta(instructions: FitInstructions) -> dict[str, Any]:
+    """The meta fields that carry fit instructions (shared with the secure-fit task)."""
+    return {
         "server_round": instructions.server_round,
         "proximal_mu": instructions.proximal_mu,
         "local_epochs": instructions.local_epochs,
         "learning_rate": instructions.learning_rate,
         "extra": _wire_metrics(instructions.extra),
     }
-    return encode_message(FIT_INS, meta, dict(parameters))
 
 
-def decode_fit_instructions(
-    data: bytes, *, like: Parameters | None = None, limits: Limits = DEFAULT_LIMITS
-) -> tuple[Parameters, FitInstructions]:
-    """Parameters and instructions; ``like`` (if given) is the layout they must have."""
-    message = decode_message(data, expected_kind=FIT_INS, limits=limits)
-    instructions = _built(
-        FIT_INS,
+def fit_instructions_from(message: Message) -> FitInstructions:
+    """Fit instructions from a decoded message's meta fields (see :func:`fit_instructions_meta`)."""
+    instructions: FitInstructions = _built(
+        message.kind,
         FitInstructions,
         server_round=_field(message, "server_round", (int,)),
         proximal_mu=float(_field(message, "proximal_mu", (int, float))),
@@ -130,6 +130,24 @@ def decode_fit_instructions(
         learning_rate=_field(message, "learning_rate", (int, float), optional=True),
         extra=_scalars(message, "extra"),
     )
+    return instructions
+
+
+def parameters_from(message: Message, like: Parameters | None = None) -> Parameters:
+    """A decoded message's arrays as parameters, checked against ``like``'s layout if given."""
+    return _parameters(message, like)
+
+
+def encode_fit_instructions(parameters: Parameters, instructions: FitInstructions) -> bytes:
+    return encode_message(FIT_INS, fit_instructions_meta(instructions), dict(parameters))
+
+
+def decode_fit_instructions(
+    data: bytes, *, like: Parameters | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[Parameters, FitInstructions]:
+    """Parameters and instructions; ``like`` (if given) is the layout they must have."""
+    message = decode_message(data, expected_kind=FIT_INS, limits=limits)
+    instructions = fit_instructions_from(message)
     return _parameters(message, like), instructions
 
 

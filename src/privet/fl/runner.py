@@ -44,6 +44,7 @@ from privet.fl.partition import (
     quantity_skew_partition,
     shard_partition,
 )
+from privet.fl.secure_engine import SecAggEngine
 from privet.fl.strategies import (
     FedAdagrad,
     FedAdam,
@@ -267,6 +268,19 @@ class _LocalDpRound:
         self.engine.close()
 
 
+def _secure_engine(config: RunConfig, data: FederatedData, local: bool) -> Engine:
+    """Every client in this process behind SecAgg/SecAgg+ (each a session of its own)."""
+    if config.engine.kind is not EngineKind.SEQUENTIAL or local:
+        raise PrivacyError(
+            "secure aggregation in a local run needs engine.kind 'sequential' (each client "
+            "runs its own protocol session) and no local DP, got engine.kind "
+            f"{config.engine.kind.value!r}" + (" with local DP" if local else "")
+        )
+    clients = {client_id: client_from_data(config, data, client_id) for client_id in data.clients}
+    # Keys, masks and ring orders from the OS CSPRNG: the seed drives training only.
+    return SecAggEngine.in_memory(clients, config.secure_aggregation)
+
+
 def build_engine(
     config: RunConfig,
     data: FederatedData,
@@ -277,6 +291,8 @@ def build_engine(
     training = local_training(config)
     seed, kind, dp = config.engine.seed, config.engine.kind, config.dp
     local = dp is not None and dp.mode is DpMode.LOCAL
+    if config.secure_aggregation is not None:
+        return _secure_engine(config, data, local)
     if kind is EngineKind.VECTORIZED:
         if local:
             raise PrivacyError(

@@ -28,6 +28,7 @@ from privet.secagg.messages import (
     ProtocolViolation,
     SecAggParams,
     SharesDelivery,
+    Stage,
     UnmaskRequest,
 )
 from privet.secagg.quantize import Quantizer
@@ -127,6 +128,11 @@ class SecureClientSession:
             )
         encoded = task.encoder.encode(vector, rng)
         self._protocol = SecAggClient(task.params, task.client_id, encoded, rng)
+
+    @property
+    def finished(self) -> bool:
+        """Whether this client has answered the unmask request (its part is over)."""
+        return self._protocol.stage is Stage.DONE
 
     def advertise(self) -> bytes:
         """Round 0: this client's public keys, as wire bytes."""

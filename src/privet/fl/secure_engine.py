@@ -11,7 +11,9 @@ median) is refused before the first round.
 
 The transport is injectable: :class:`InMemorySecureTransport` drives
 :class:`~privet.fl.secure_client.SecureClientSession` objects in this process
-(tests, simulation); every message still crosses it as bytes.
+(tests, simulation), and every message, the round's task included, still
+crosses it as bytes; :class:`privet.fl.deploy.GrpcSecureTransport` carries
+the same bytes over the gRPC deployment.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from privet.errors import PrivacyError
 from privet.fl.engine import Engine, SequentialEngine
 from privet.fl.parameters import Parameters
 from privet.fl.secure_client import SecureClientSession, SecureFitTask, SumEncoder
+from privet.fl.secure_messages import decode_secure_fit_task, encode_secure_fit_task
 from privet.fl.strategy import SecureContribution, SecureSum
 from privet.fl.types import (
     Client,
@@ -175,7 +178,9 @@ class InMemorySecureTransport:
             if name not in self._clients:
                 raise PrivacyError(f"unknown client id {name!r}")
             try:
-                session = SecureClientSession(self._clients[name], task, self._rng)
+                # The task crosses as bytes, as it would over a network.
+                received = decode_secure_fit_task(encode_secure_fit_task(task))
+                session = SecureClientSession(self._clients[name], received, self._rng)
                 replies[name] = session.advertise()
             except Exception as error:  # a failing client drops out of the round
                 logger.warning("client %r failed to start secure fit: %s", name, error)

@@ -124,6 +124,22 @@ class SecureContribution:
     weighted: bool = False
     distributed_noise: DistributedDiscreteGaussian | None = None
 
+    def __post_init__(self) -> None:
+        clip = self.l2_clip
+        if clip is not None and (
+            isinstance(clip, bool)
+            or not isinstance(clip, int | float)
+            or not (math.isfinite(clip) and clip > 0)
+        ):
+            raise PrivacyError(f"l2_clip must be None or a finite number > 0, got {clip!r}")
+        if not isinstance(self.weighted, bool):
+            raise PrivacyError(f"weighted must be a bool, got {self.weighted!r}")
+        noise = self.distributed_noise
+        if noise is not None and not isinstance(noise, DistributedDiscreteGaussian):
+            raise PrivacyError(
+                f"distributed_noise must be None or a DistributedDiscreteGaussian, got {noise!r}"
+            )
+
 
 @dataclass(frozen=True)
 class SecureSum:

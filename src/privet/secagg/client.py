@@ -105,6 +105,11 @@ class SecAggClient:
         self._held: dict[int, tuple[int, int]] = {}
         self._u2: frozenset[int] = frozenset()
 
+    @property
+    def stage(self) -> Stage:
+        """The protocol round this client expects next (``Stage.DONE`` once it unmasked)."""
+        return self._stage
+
     def _channel_key(self, peer: int) -> bytes:
         info = agreement_info(KeyPurpose.CHANNEL, self.params.round_id, self.client_id, peer)
         return agree(self._channel, self._public_keys[peer][0], info=info)

@@ -263,12 +263,21 @@ class DistributedDiscreteGaussian:
         beta = _beta(self.rounding_beta)
         if not math.isfinite(c * s):
             raise PrivacyError(f"l2_clip * scale must be finite, got {c * s}")
+        # The signal alone must fit first: the bounds below square c * s in floats.
+        if n * math.ceil(c * s) >= 1 << (k - 1):
+            raise PrivacyError(
+                f"num_clients * ceil(l2_clip * scale) must be < 2**(modulus_bits - 1) = "
+                f"{1 << (k - 1)} so that the sum of {n} clients cannot wrap modulo 2**{k}, "
+                f"got {n} * {math.ceil(c * s)}"
+            )
         # sigma^2 = z^2 c^2 s^2 / h exactly; the sampler gets a dyadic sigma at or above it.
         sigma_squared = (_exact(z) * _exact(c) * _exact(s)) ** 2 / h
         if not Fraction(1, 4) <= sigma_squared <= MAX_PARAMETER**2:
+            # Floats for the message: the exact value may be beyond the float range.
+            shown = float(z) * float(c) * float(s) / math.sqrt(h)
             raise PrivacyError(
                 "noise_multiplier * l2_clip * scale / sqrt(min_honest_clients) must be in "
-                f"[0.5, 2**50], got {math.sqrt(sigma_squared)!r}"
+                f"[0.5, 2**50], got {shown!r}"
             )
         object.__setattr__(self, "_sigma", round_sigma_up(_sqrt_at_least(sigma_squared)))
         object.__setattr__(

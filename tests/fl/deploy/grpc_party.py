@@ -5,7 +5,8 @@ client (every array moves by the client's ``delta``), printing ``FIT <round>``
 when a fit starts and ``DONE ...`` or ``REFUSED <status>`` at the end.
 ``python grpc_party.py server ...`` serves a training, printing ``PORT <port>``
 once listening and ``ROUND <r>`` after each round's checkpoint; with
-``--hang-after R`` it stops answering after round R (the test then kills it).
+``--hang-after R`` it stops answering after round R (the test then kills it),
+and with ``--secure`` every fit runs through SecAgg.
 
 The tests import this module too, for the same clients and strategies in an
 in-process reference run.
@@ -28,9 +29,11 @@ from privet.fl import (
     FedAvg,
     FitInstructions,
     FitResult,
+    MaskingMode,
     Parameters,
     RoundRecord,
     SampledStrategy,
+    SecureAggregation,
 )
 from privet.fl.deploy import DeployError, TokenTable, join, serve
 
@@ -39,6 +42,9 @@ from privet.fl.deploy import DeployError, TokenTable, join, serve
 DELTAS = {"alice": 1.0, "bob": 2.0, "carol": 4.0}
 EXAMPLES = {"alice": 1, "bob": 1, "carol": 2}
 TOKENS = {name: f"token-of-{name}-0123456789abcdef" for name in DELTAS}
+#: SecAgg over all clients, t = 2 of 3: one client may drop at any step. Planning for no
+#: dropouts keeps a round of 2 clients possible (t = 2 <= 2 expected survivors).
+SECURE = SecureAggregation(MaskingMode.SECAGG, dropout_fraction=0.0)
 
 
 def initial_parameters() -> Parameters:
@@ -134,6 +140,7 @@ def _server(args: argparse.Namespace) -> int:
         rng=np.random.default_rng(args.seed),
         on_round=on_round,
         on_start=lambda port: print(f"PORT {port}", flush=True),
+        secure_aggregation=SECURE if args.secure else None,
     )
     print("FINISHED", flush=True)
     return 0
@@ -160,6 +167,7 @@ def main(argv: list[str]) -> int:
     server.add_argument("--seed", type=int, default=7)
     server.add_argument("--hang-after", type=int, default=0)
     server.add_argument("--resume", action="store_true")
+    server.add_argument("--secure", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     return _client(args) if args.command == "client" else _server(args)

@@ -148,7 +148,7 @@ def test_submission_fields_are_checked() -> None:
     cases = {
         "task_id is malformed": {**fields, "task_id": "has space"},
         "server_round must be >= 1": {**fields, "server_round": 0},
-        "task must be 'fit' or 'evaluate'": {**fields, "task": "train"},
+        "task must be one of .*'secure_step'": {**fields, "task": "train"},
         "exactly one of a payload and an error": {**fields, "error": "boom", "task": "fit"},
         "has the wrong type": {**fields, "server_round": True},
     }

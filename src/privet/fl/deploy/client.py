@@ -29,6 +29,7 @@ from typing import Any
 from privet.errors import PrivacyError
 from privet.fl.deploy.protocol import (
     CLIENT_ID_KEY,
+    RELAYED,
     TOKEN_KEY,
     DeployError,
     Stop,
@@ -41,6 +42,7 @@ from privet.fl.deploy.protocol import (
     encode_submission,
     envelope_limits,
 )
+from privet.fl.deploy.secure import SecureTaskRunner
 from privet.fl.deploy.server import (
     DEFAULT_MAX_MESSAGE_BYTES,
     SERVICE,
@@ -64,8 +66,8 @@ logger = logging.getLogger("privet.fl.deploy")
 
 @dataclass(frozen=True)
 class JoinReport:
-    """What a client did in a training: tasks answered, tasks it could not answer, and why
-    the server sent it away."""
+    """What a client did in a training: tasks answered (a secure fit counts once, its
+    protocol steps not), tasks it could not answer, and why the server sent it away."""
 
     fit_tasks: int
     evaluate_tasks: int
@@ -96,10 +98,13 @@ def _instance(client: Client | Callable[[], Client]) -> Client:
     raise PrivacyError(f"client must be a Client or a factory of one, got {type(client).__name__}")
 
 
-def _answer(client: Client, task: Task, limits: Limits) -> Submission:
+def _answer(client: Client, secure: SecureTaskRunner, task: Task, limits: Limits) -> Submission:
     """Run one task; any failure becomes an error submission rather than silence."""
     try:
-        if task.kind is TaskKind.FIT:
+        if task.kind in RELAYED:
+            payload = secure.answer(task)
+            server_round = task.server_round
+        elif task.kind is TaskKind.FIT:
             parameters, fit_ins = decode_fit_instructions(task.payload, limits=limits)
             server_round = fit_ins.server_round
             payload = encode_fit_result(client.fit(parameters, fit_ins))
@@ -258,6 +263,8 @@ class _Calls:
 def _session(
     calls: _Calls, participant: Client, limits: Limits, tally: _Tally
 ) -> Stop | tuple[bool, str]:
+    # A secure fit does not survive a reconnection: the server counts this client as dropped.
+    secure = SecureTaskRunner(participant, limits)
     """One task stream: the server's stop, or (whether it was joined, why it ended)."""
     grpc = calls.grpc
     stream = calls.tasks(encode_join(), metadata=calls.metadata)
@@ -273,11 +280,11 @@ def _session(
                 stream.cancel()
                 logger.info("the server stopped this client: %s", message.reason)
                 return message
-            submission = _answer(participant, message, limits)
+            submission = _answer(participant, secure, message, limits)
             if _submit(calls, submission) and submission.error is None:
-                if message.kind is TaskKind.FIT:
+                if message.kind in (TaskKind.FIT, TaskKind.SECURE_FIT):
                     tally.fit += 1
-                else:
+                elif message.kind is TaskKind.EVALUATE:
                     tally.evaluate += 1
             else:
                 tally.failed += 1

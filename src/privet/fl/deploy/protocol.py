@@ -27,14 +27,18 @@ task went to whom in the open round half, which came back, which failed. The
 gRPC shell (:mod:`privet.fl.deploy.server`) feeds it events and sends what
 it returns. A submission is accepted only for a task that is outstanding for
 the submitting client, with the task's round and kind, once; fit results are
-decoded against the layout of the parameters that were sent.
+decoded against the layout of the parameters that were sent. A *relayed* half
+(:meth:`ServerProtocol.begin_relay`, the steps of a secure fit) sends each
+client its own payload and hands the answers back as bytes for the caller's
+codec, with the same task bookkeeping.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,6 +68,7 @@ __all__ = [
     "ENVELOPE_SLACK",
     "JOIN",
     "PROTOCOL_VERSION",
+    "RELAYED",
     "STOP",
     "SUBMIT",
     "TASK",
@@ -72,6 +77,7 @@ __all__ = [
     "Outbound",
     "ProtocolError",
     "Rejection",
+    "RelayResults",
     "ServerProtocol",
     "Stop",
     "Submission",
@@ -109,10 +115,23 @@ ENVELOPE_SLACK: Final = 1 << 16
 
 
 class TaskKind(enum.Enum):
-    """Which half of a round a task belongs to."""
+    """What a task asks: a plain fit or evaluate, or one step of a secure fit.
+
+    A secure fit (:mod:`privet.fl.deploy.secure`) is relayed: the server
+    sends a ``SECURE_FIT`` task (payload: an ``fl.secure_fit`` message) and
+    then three ``SECURE_STEP`` tasks (payload: a :mod:`privet.secagg.codec`
+    server message); the answers are opaque bytes here, checked by the
+    secure-aggregation codec.
+    """
 
     FIT = "fit"
     EVALUATE = "evaluate"
+    SECURE_FIT = "secure_fit"
+    SECURE_STEP = "secure_step"
+
+
+#: Task kinds whose answers the protocol passes on as bytes.
+RELAYED: Final = frozenset({TaskKind.SECURE_FIT, TaskKind.SECURE_STEP})
 
 
 class Rejection(enum.Enum):
@@ -252,7 +271,8 @@ def _task_fields(meta: Mapping[str, Any], kind: str) -> tuple[str, int, TaskKind
         return task_id, server_round, TaskKind(task)
     except ValueError:
         raise ProtocolError(
-            Rejection.MALFORMED, f"{kind} task must be 'fit' or 'evaluate', got {task[:80]!r}"
+            Rejection.MALFORMED,
+            f"{kind} task must be one of {[k.value for k in TaskKind]}, got {task[:80]!r}",
         ) from None
 
 
@@ -326,6 +346,18 @@ def encode_ack() -> bytes:
 # -- the server's state -----------------------------------------------------------------------
 
 
+def _constant(payload: bytes) -> Callable[[], bytes]:
+    return lambda: payload
+
+
+@dataclass(frozen=True)
+class RelayResults:
+    """What came back from a relayed half: each answering client's bytes, and the failures."""
+
+    answers: Mapping[str, bytes]
+    failures: Sequence[tuple[str, str]] = ()
+
+
 @dataclass(frozen=True)
 class Outbound:
     """A task envelope to push down one client's stream (its session at the time of sending)."""
@@ -342,13 +374,16 @@ class _Sent:
     index: int
 
 
+_Answer = FitResult | EvaluateResult | bytes
+
+
 @dataclass
 class _Half:
     kind: TaskKind
     server_round: int
-    like: Parameters
+    like: Parameters | None
     outstanding: dict[str, _Sent] = field(default_factory=dict)
-    answered: dict[str, tuple[int, str, FitResult | EvaluateResult]] = field(default_factory=dict)
+    answered: dict[str, tuple[int, str, _Answer]] = field(default_factory=dict)
     failed: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
 
@@ -446,14 +481,43 @@ class ServerProtocol:
     ) -> list[Outbound]:
         return self._begin(TaskKind.EVALUATE, parameters, tasks)
 
+    def begin_relay(
+        self, kind: TaskKind, server_round: int, payloads: Sequence[tuple[str, bytes]]
+    ) -> list[Outbound]:
+        """Open a relayed half (one step of a secure fit): each client gets its own payload.
+
+        The answers come back from :meth:`end_relay` as bytes, unchecked
+        beyond the envelope: the caller's codec decodes them.
+        """
+        if kind not in RELAYED:
+            kinds = sorted(k.value for k in RELAYED)
+            raise PrivacyError(f"kind must be one of {kinds}, got {kind!r}")
+        if isinstance(server_round, bool) or not isinstance(server_round, int) or server_round < 1:
+            raise PrivacyError(f"server_round must be an integer >= 1, got {server_round!r}")
+        for client_id, payload in payloads:
+            check_client_id(client_id)
+            if not isinstance(payload, bytes):
+                raise PrivacyError(f"payload must be bytes, got {type(payload).__name__}")
+        self._check_unique([client_id for client_id, _ in payloads], {server_round})
+        return self._dispatch(
+            _Half(kind, server_round, None),
+            [(client_id, _constant(payload)) for client_id, payload in payloads],
+        )
+
+    @staticmethod
+    def _check_unique(ids: list[str], rounds: set[int]) -> None:
+        if len(set(ids)) != len(ids) or len(rounds) > 1:
+            raise PrivacyError(
+                f"tasks must name each client once, all in one round, got {ids} in rounds "
+                f"{sorted(rounds)}"
+            )
+
     def _begin(
         self,
         kind: TaskKind,
         parameters: Parameters,
         tasks: Sequence[tuple[str, FitInstructions | EvaluateInstructions]],
     ) -> list[Outbound]:
-        if self._half is not None:
-            raise PrivacyError("a round half is already open; end it before beginning another")
         expected = FitInstructions if kind is TaskKind.FIT else EvaluateInstructions
         rounds = set()
         for client_id, instructions in tasks:
@@ -464,17 +528,35 @@ class ServerProtocol:
                     f"got {type(instructions).__name__}"
                 )
             rounds.add(instructions.server_round)
-        ids = [client_id for client_id, _ in tasks]
-        if len(set(ids)) != len(ids) or len(rounds) > 1:
-            raise PrivacyError(
-                f"tasks must name each client once, all in one round, got {ids} in rounds "
-                f"{sorted(rounds)}"
-            )
+        self._check_unique([client_id for client_id, _ in tasks], rounds)
+        encoded: dict[int, bytes] = {}
+
+        def payload(instructions: FitInstructions | EvaluateInstructions) -> bytes:
+            # Strategies usually hand every client the same instructions object: encode once.
+            key = id(instructions)
+            if key not in encoded:
+                encoded[key] = (
+                    encode_fit_instructions(parameters, instructions)
+                    if isinstance(instructions, FitInstructions)
+                    else encode_evaluate_instructions(parameters, instructions)
+                )
+            return encoded[key]
+
         half = _Half(kind, rounds.pop() if rounds else 1, parameters)
+        return self._dispatch(
+            half,
+            [(client_id, functools.partial(payload, ins)) for client_id, ins in tasks],
+        )
+
+    def _dispatch(
+        self, half: _Half, payloads: Sequence[tuple[str, Callable[[], bytes]]]
+    ) -> list[Outbound]:
+        """Open ``half``: a task per client; the envelopes for the connected ones."""
+        if self._half is not None:
+            raise PrivacyError("a round half is already open; end it before beginning another")
         self._half = half
         outbound = []
-        payload, previous = b"", None
-        for index, (client_id, instructions) in enumerate(tasks):
+        for index, (client_id, payload) in enumerate(payloads):
             self._next_task += 1
             task_id = f"{self._instance}-{self._next_task}"
             session = self._sessions.get(client_id)
@@ -482,15 +564,7 @@ class ServerProtocol:
             if session is None:
                 self._fail(task_id, "not connected")
                 continue
-            # Strategies usually hand every client the same instructions object: encode once.
-            if instructions is not previous:
-                previous = instructions
-                payload = (
-                    encode_fit_instructions(parameters, instructions)
-                    if isinstance(instructions, FitInstructions)
-                    else encode_evaluate_instructions(parameters, instructions)
-                )
-            task = Task(task_id, half.server_round, kind, payload)
+            task = Task(task_id, half.server_round, half.kind, payload())
             outbound.append(Outbound(client_id, session, encode_task(task)))
         return outbound
 
@@ -527,9 +601,11 @@ class ServerProtocol:
             self._fail(task_id, f"client error: {submission.error}")
             return submission
         payload = submission.payload if submission.payload is not None else b""
-        result: FitResult | EvaluateResult
+        result: _Answer
         try:
-            if half.kind is TaskKind.FIT:
+            if half.kind in RELAYED:
+                result = payload
+            elif half.kind is TaskKind.FIT:
                 result = decode_fit_result(payload, like=half.like, limits=self.limits)
             else:
                 result = decode_evaluate_result(payload, limits=self.limits)
@@ -560,9 +636,14 @@ class ServerProtocol:
             [(cid, r) for cid, r in results if isinstance(r, EvaluateResult)], failures
         )
 
-    def _end(
-        self, kind: TaskKind
-    ) -> tuple[list[tuple[str, FitResult | EvaluateResult]], list[tuple[str, str]]]:
+    def end_relay(self) -> RelayResults:
+        """Close a relayed half: the answers' payloads and the failures, in task order."""
+        if self._half is None or self._half.kind not in RELAYED:
+            raise PrivacyError("no relayed half is open")
+        results, failures = self._end(self._half.kind)
+        return RelayResults({cid: r for cid, r in results if isinstance(r, bytes)}, failures)
+
+    def _end(self, kind: TaskKind) -> tuple[list[tuple[str, _Answer]], list[tuple[str, str]]]:
         half = self._half
         if half is None or half.kind is not kind:
             raise PrivacyError(f"no {kind.value} half is open")

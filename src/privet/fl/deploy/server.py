@@ -55,15 +55,26 @@ from privet.fl.deploy.protocol import (
     Outbound,
     ProtocolError,
     Rejection,
+    RelayResults,
     ServerProtocol,
+    TaskKind,
     decode_join,
     encode_ack,
     encode_stop,
     envelope_limits,
 )
+from privet.fl.deploy.secure import GrpcSecureTransport
 from privet.fl.deploy.tls import TokenTable
-from privet.fl.engine import CentralEvaluation, History, RoundRecord, run_federated
+from privet.fl.engine import (
+    CentralEvaluation,
+    Engine,
+    History,
+    RoundRecord,
+    check_sum_strategy,
+    run_federated,
+)
 from privet.fl.parameters import Parameters
+from privet.fl.secure_engine import SecAggEngine, SecureAggregation
 from privet.fl.strategy import Strategy
 from privet.fl.types import (
     EvaluateInstructions,
@@ -280,6 +291,21 @@ class GrpcEngine:
         self._log_failures("evaluate", results.failures)
         return results
 
+    def relay(
+        self, kind: TaskKind, server_round: int, payloads: Sequence[tuple[str, bytes]]
+    ) -> RelayResults:
+        """Send each client its own payload as a ``kind`` task; their answers' bytes.
+
+        One step of a secure fit (see :class:`~privet.fl.deploy.secure.GrpcSecureTransport`);
+        clients that fail, disconnect or stay silent past the round timeout are failures.
+        """
+        with self._cond:
+            self._send(self._protocol.begin_relay(kind, server_round, payloads))
+            self._await_answers()
+            results = self._protocol.end_relay()
+        self._log_failures(kind.value, results.failures)
+        return results
+
     def close(self, reason: str = "training finished", grace: float = 5.0) -> None:
         """Tell every connected client to stop, then stop listening (idempotent)."""
         with self._cond:
@@ -433,6 +459,7 @@ def serve(
     on_round: Callable[[RoundRecord], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    secure_aggregation: SecureAggregation | None = None,
 ) -> History:
     """Serve a federated training over gRPC until ``rounds`` rounds are done.
 
@@ -471,6 +498,14 @@ def serve(
         restores the generator's state from the checkpoint (``rng`` is modified).
     on_round, on_start
         Called after each round's checkpoint with its record; once listening, with the port.
+    max_message_bytes
+        Largest instruction or result message. Under secure aggregation a masked
+        update takes 8 bytes per parameter, so this must cover ``8 * size`` then.
+    secure_aggregation
+        If given, every fit runs through SecAgg or SecAgg+ (:class:`~privet.fl.SecAggEngine`
+        over :class:`~privet.fl.deploy.secure.GrpcSecureTransport`): the server sees only
+        masked updates and their sum. The strategy must aggregate a sum (FedAvg, FedProx,
+        their DP wrappers, :class:`~privet.fl.DistributedDp`).
 
     Raises
     ------
@@ -495,6 +530,13 @@ def serve(
         )
     if resume and checkpoint_dir is None:
         raise PrivacyError("checkpoint_dir must be given to resume, got None")
+    if secure_aggregation is not None:
+        if not isinstance(secure_aggregation, SecureAggregation):
+            raise PrivacyError(
+                "secure_aggregation must be a SecureAggregation or None, "
+                f"got {type(secure_aggregation).__name__}"
+            )
+        check_sum_strategy(strategy)  # before listening, not after the clients joined
     generator = rng if rng is not None else np.random.default_rng()
     history = History(initial_parameters)
     done = 0
@@ -521,6 +563,10 @@ def serve(
         round_timeout=round_timeout,
         max_message_bytes=max_message_bytes,
     ) as engine:
+        runner: Engine = engine
+        if secure_aggregation is not None:
+            # Graph ring orders come from the OS CSPRNG, never from the sampling rng.
+            runner = SecAggEngine(GrpcSecureTransport(engine), engine, secure_aggregation)
         if on_start is not None:
             on_start(engine.port)
         if done < rounds and not engine.wait_for_clients(min_clients, join_timeout):
@@ -532,7 +578,7 @@ def serve(
         for server_round in range(done + 1, rounds + 1):
             # One round per call: the checkpoint needs the parameters after each round.
             step = run_federated(
-                engine,
+                runner,
                 strategy,
                 history.parameters,
                 1,
