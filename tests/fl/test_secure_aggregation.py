@@ -15,6 +15,7 @@ from scipy import stats
 from privet.dp import Ledger
 from privet.errors import PrivacyError
 from privet.fl import (
+    AdaptiveClippingDp,
     ClientSampling,
     EvaluateInstructions,
     EvaluateResult,
@@ -29,13 +30,14 @@ from privet.fl import (
 )
 from privet.fl.distributed_dp import DistributedDp
 from privet.fl.engine import SequentialEngine, run_federated
-from privet.fl.secure_client import SecureFitTask
+from privet.fl.secure_client import SecureFitTask, contribution_vector
 from privet.fl.secure_engine import (
     InMemorySecureTransport,
     MaskingMode,
     SecAggEngine,
     SecureAggregation,
 )
+from privet.fl.strategy import SecureContribution
 from privet.fl.types import Client
 from privet.secagg import DistributedDiscreteGaussian
 
@@ -197,6 +199,46 @@ def test_central_dp_over_secure_aggregation_matches_the_plain_wrapper() -> None:
     expected = plain_run(wrapper(), members, rounds=3)
     got, _ = secure_run(wrapper(), members, SecureAggregation(), rounds=3)
     np.testing.assert_allclose(got.to_vector(), expected.to_vector(), atol=1e-9)
+
+
+def test_adaptive_clipping_over_secure_aggregation_matches_the_plain_wrapper() -> None:
+    """The unclipped count rides in the secure sum as one more coordinate (Andrew et al.
+    2021's b_k, added before masking): same seeds give the same clip-norm trajectory and
+    model as the plain wrapper, which sees every norm."""
+    members = clients(25, seed=5)
+
+    def wrapper() -> AdaptiveClippingDp:
+        return AdaptiveClippingDp(
+            FedAvg(ClientSampling(fraction_fit=1.0, min_fit_clients=1)),
+            noise_multiplier=0.7,
+            initial_clip_norm=0.3,
+            sampling_rate=0.8,
+            population=25,
+            clipped_count_stddev=2.0,
+            rng=np.random.default_rng(43),
+        )
+
+    plain, secure = wrapper(), wrapper()
+    expected = plain_run(plain, members, rounds=3)
+    got, _ = secure_run(secure, members, SecureAggregation(), rounds=3)
+    np.testing.assert_allclose(got.to_vector(), expected.to_vector(), atol=1e-9)
+    # The bound moved (the test would pass vacuously if it stayed put) and moved identically.
+    assert secure.clip_norm != 0.3
+    assert secure.clip_norm == pytest.approx(plain.clip_norm, rel=1e-12)
+
+
+def test_the_unclipped_bit_is_the_last_coordinate_of_a_contribution() -> None:
+    global_parameters = initial()
+    trained = global_parameters.from_vector(global_parameters.to_vector() + 0.1)
+    norm = 0.1 * np.sqrt(global_parameters.size)
+    for bound, bit in ((norm * 1.01, 1.0), (norm * 0.99, 0.0)):
+        contribution = SecureContribution(l2_clip=bound, report_unclipped=True)
+        vector = contribution_vector(trained, global_parameters, 7, contribution, 10)
+        assert vector.size == global_parameters.size + 2
+        assert vector[-2:].tolist() == [1.0, bit]
+        assert np.linalg.norm(vector[:-2]) <= bound * (1 + 1e-12)
+    with pytest.raises(PrivacyError, match="report_unclipped must be False unless l2_clip"):
+        SecureContribution(report_unclipped=True)
 
 
 def mechanism(n: int, z: float = 1.0) -> DistributedDiscreteGaussian:

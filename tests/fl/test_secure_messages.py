@@ -53,6 +53,7 @@ TOP_FIELDS = (
     "graph_seed",
     "l2_clip",
     "weighted",
+    "report_unclipped",
     "max_weight",
     "encoder",
     "server_round",
@@ -115,14 +116,16 @@ def quantizer_task(
     l2_clip: float | None = 1.5,
     weighted: bool = True,
     client_id: int = 2,
+    report_unclipped: bool = False,
 ) -> SecureFitTask:
     """A task as ``SecAggEngine.fit_secure`` builds it on the quantizer path."""
     clip = max(l2_clip if l2_clip is not None else 10.0, 1.0)
     encoder = Quantizer.with_max_scale(clip, 62, N, stochastic=True)
+    length = SIZE + 1 + int(report_unclipped)
     params = SecAggParams(
-        N, threshold(graph_kind), SIZE + 1, 62, round_id=ROUND, graph=graph(graph_kind)
+        N, threshold(graph_kind), length, 62, round_id=ROUND, graph=graph(graph_kind)
     )
-    contribution = SecureContribution(l2_clip, weighted)
+    contribution = SecureContribution(l2_clip, weighted, report_unclipped=report_unclipped)
     return SecureFitTask(params, client_id, model(), instructions(), contribution, encoder, 100_000)
 
 
@@ -368,6 +371,8 @@ TOP_WRONG_TYPES: list[tuple[str, Any]] = [
     ("weighted", 1),
     ("weighted", "true"),
     ("weighted", None),
+    ("report_unclipped", 0),
+    ("report_unclipped", None),
     ("max_weight", True),
     ("max_weight", 1000.0),
     ("encoder", []),
@@ -765,3 +770,19 @@ def test_a_task_for_more_clients_than_max_clients_is_refused_before_building_sta
         decode_secure_fit_task(huge)
     with pytest.raises(PrivacyError, match="max_clients must be an integer >= 2, got 1"):
         decode_secure_fit_task(data, max_clients=1)
+
+
+def test_the_unclipped_bit_travels_and_lengthens_the_vector_by_one() -> None:
+    task = quantizer_task(report_unclipped=True)
+    decoded = decode_secure_fit_task(encode_secure_fit_task(task))
+    assert decoded.contribution == task.contribution
+    assert decoded.params.vector_length == SIZE + 2
+    # Without the extra coordinate the layout no longer matches: refused.
+    refused(task, setting("vector_length", value=SIZE + 1), "vector_length must be")
+    refused(quantizer_task(), setting("report_unclipped", value=True), "vector_length must be")
+    # The bit needs a clip bound to be measured against.
+    refused(
+        task,
+        setting("l2_clip", value=None),
+        "report_unclipped must be False unless l2_clip is set",
+    )

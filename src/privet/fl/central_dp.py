@@ -198,9 +198,10 @@ class FixedClippingDp:
         return self.noise_multiplier
 
     def _adapt(
-        self, norms: NDArray[np.float64], bound: float, expected_clients: float
+        self, unclipped: int, clients: int, bound: float, expected_clients: float
     ) -> dict[str, float | int]:
-        """After the round's noise: adjust state (the adaptive subclass moves ``C``)."""
+        """After the round's noise: adjust state (the adaptive subclass moves ``C``) from how
+        many of the round's ``clients`` had an update norm within ``bound``."""
         return {}
 
     def _noisy_mean_update(
@@ -214,7 +215,8 @@ class FixedClippingDp:
         # Only what the accounted mechanism released: counts and clipped shares are exact
         # functions of the data and stay inside.
         stats: dict[str, float | int] = {"dp_clip_norm": bound}
-        stats.update(self._adapt(norms, bound, expected_clients))
+        unclipped = int(np.count_nonzero(norms <= bound))
+        stats.update(self._adapt(unclipped, norms.size, bound, expected_clients))
         return noisy_sum / expected_clients, stats
 
     def aggregate_fit(
@@ -239,10 +241,14 @@ class FixedClippingDp:
         :meth:`aggregate_fit`'s because the sum of clipped updates is the same.
         """
         self._charge(server_round)
+        bound = self.clip_norm
         noise = self._source.standard_normal(parameters.size)
-        noisy_sum = secure.update_sum + (self.update_noise_multiplier() * self.clip_norm) * noise
-        mean_update = noisy_sum / (self.sampling_rate * self.population)
-        return self._step(server_round, parameters, mean_update, {"dp_clip_norm": self.clip_norm})
+        noisy_sum = secure.update_sum + (self.update_noise_multiplier() * bound) * noise
+        expected_clients = self.sampling_rate * self.population
+        stats: dict[str, float | int] = {"dp_clip_norm": bound}
+        if secure.unclipped is not None:
+            stats.update(self._adapt(secure.unclipped, secure.clients, bound, expected_clients))
+        return self._step(server_round, parameters, noisy_sum / expected_clients, stats)
 
     def _step(
         self,
@@ -382,11 +388,8 @@ class AdaptiveClippingDp(FixedClippingDp):
         """The adaptive bound moves every round: any positive value may be restored."""
 
     def secure_contribution(self, server_round: int) -> SecureContribution:
-        """Not yet: the adaptive bound needs each client's clipped bit in the secure sum."""
-        raise PrivacyError(
-            "AdaptiveClippingDp does not run under secure aggregation yet (it needs the count "
-            "of unclipped clients, which the secure sum does not carry); use FixedClippingDp"
-        )
+        """Each client clips to ``C`` and adds its bit ``1[‖Δ‖ <= C]`` to the secure sum."""
+        return SecureContribution(l2_clip=self.clip_norm, report_unclipped=True)
 
     def update_noise_multiplier(self) -> float:
         """``σ_Δ = (σ^−2 − (2 σ_b)^−2)^−1/2``: the updates' share of the noise budget."""
@@ -394,10 +397,10 @@ class AdaptiveClippingDp(FixedClippingDp):
         return 1.0 / math.sqrt(inverse_sq)
 
     def _adapt(
-        self, norms: NDArray[np.float64], bound: float, expected_clients: float
+        self, unclipped: int, clients: int, bound: float, expected_clients: float
     ) -> dict[str, float | int]:
         # Centred bits b - 1/2 have sensitivity 1/2 under adding or removing a client.
-        centred = float(np.sum((norms <= bound) - 0.5))
+        centred = unclipped - 0.5 * clients
         noise = self.clipped_count_stddev * float(self._source.standard_normal(1)[0])
         unclipped_fraction = (centred + noise) / expected_clients + 0.5
         self.clip_norm = bound * math.exp(

@@ -81,7 +81,8 @@ def contribution_vector(
 
     With distributed noise the vector is the update alone (the mechanism clips);
     otherwise it is ``[w delta, w]`` with ``w = min(num_examples, max_weight) /
-    max_weight`` if weighted, else ``w = 1``.
+    max_weight`` if weighted, else ``w = 1``, followed by the bit
+    ``1[‖delta‖ <= l2_clip]`` if the contribution asks to report it.
     """
     global_parameters.check_layout(trained, what="trained parameters")
     delta: NDArray[np.float64] = trained.to_vector() - global_parameters.to_vector()
@@ -89,10 +90,14 @@ def contribution_vector(
         raise PrivacyError("trained parameters must be finite, got NaN or infinity")
     if contribution.distributed_noise is not None:
         return delta
+    tail: list[float] = []
     if contribution.l2_clip is not None:
-        delta = clip_rows(delta[None, :], contribution.l2_clip)[0][0]
+        clipped, norms = clip_rows(delta[None, :], contribution.l2_clip)
+        delta = clipped[0]
+        if contribution.report_unclipped:
+            tail.append(float(norms[0] <= contribution.l2_clip))
     weight = min(num_examples, max_weight) / max_weight if contribution.weighted else 1.0
-    vector: NDArray[np.float64] = np.append(weight * delta, weight)
+    vector: NDArray[np.float64] = np.concatenate([weight * delta, [weight], tail])
     return vector
 
 

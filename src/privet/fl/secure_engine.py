@@ -281,7 +281,7 @@ class SecAggEngine:
         quantizer = Quantizer.with_max_scale(
             clip, self.config.modulus_bits, num_clients, stochastic=True
         )
-        return quantizer, size + 1
+        return quantizer, size + 1 + int(contribution.report_unclipped)
 
     def fit_secure(
         self,
@@ -328,7 +328,10 @@ class SecAggEngine:
         decoded = encoder.decode_sum(total, finished)
         if noise is not None:
             return SecureSum(decoded, float(finished), finished, n - finished)
-        return SecureSum(decoded[:-1], float(decoded[-1]), finished, n - finished)
+        size = parameters.size
+        # Bits sum to an integer; the fixed-point error is far below 1/2.
+        unclipped = round(float(decoded[size + 1])) if contribution.report_unclipped else None
+        return SecureSum(decoded[:size], float(decoded[size]), finished, n - finished, unclipped)
 
     @staticmethod
     def _next_messages(server: SecAggServer, params: SecAggParams) -> dict[int, bytes]:

@@ -60,6 +60,7 @@ _FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "graph_seed": (str,),
     "l2_clip": _OPTIONAL_NUMBER,
     "weighted": (bool,),
+    "report_unclipped": (bool,),
     "max_weight": (int,),
     "encoder": (dict, Mapping),
     # The fit instructions' own fields (privet.fl.messages checks their types).
@@ -130,6 +131,7 @@ def encode_secure_fit_task(task: SecureFitTask) -> bytes:
         "graph_seed": graph.seed.hex(),
         "l2_clip": None if l2_clip is None else float(l2_clip),
         "weighted": task.contribution.weighted,
+        "report_unclipped": task.contribution.report_unclipped,
         "max_weight": task.max_weight,
         "encoder": _encoder_meta(task.encoder),
         **fit_instructions_meta(task.instructions),
@@ -192,8 +194,10 @@ def _consistent(task: SecureFitTask) -> None:
         )
     if task.max_weight < 1:
         raise WireError(f"{SECURE_FIT} max_weight must be >= 1, got {task.max_weight}")
-    # The quantizer path appends the weight; the distributed mechanism sums the update alone.
-    expected = size + 1 if isinstance(encoder, Quantizer) else size
+    # The quantizer path appends the weight (and the unclipped bit if asked); the
+    # distributed mechanism sums the update alone.
+    report = int(task.contribution.report_unclipped)
+    expected = size + 1 + report if isinstance(encoder, Quantizer) else size
     if params.vector_length != expected:
         raise WireError(
             f"{SECURE_FIT} vector_length must be {expected} for {size} parameters, "
@@ -228,7 +232,9 @@ def _task(message: Message, max_clients: int) -> SecureFitTask:
     )
     encoder = _encoder(meta["encoder"], params.modulus_bits)
     noise = encoder if isinstance(encoder, DistributedDiscreteGaussian) else None
-    contribution = SecureContribution(meta["l2_clip"], meta["weighted"], noise)
+    contribution = SecureContribution(
+        meta["l2_clip"], meta["weighted"], noise, meta["report_unclipped"]
+    )
     task = SecureFitTask(
         params,
         meta["client_id"],

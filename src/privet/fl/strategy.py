@@ -118,11 +118,16 @@ class SecureContribution:
     distributed_noise
         If set, the client encodes with this mechanism, which clips, rounds
         and adds its share of discrete Gaussian noise (Kairouz et al. 2021).
+    report_unclipped
+        The client also adds the bit ``1[‖delta‖ <= l2_clip]`` (before
+        clipping), so the sum carries the count of unclipped clients that
+        adaptive clipping needs (Andrew et al. 2021); needs ``l2_clip``.
     """
 
     l2_clip: float | None = None
     weighted: bool = False
     distributed_noise: DistributedDiscreteGaussian | None = None
+    report_unclipped: bool = False
 
     def __post_init__(self) -> None:
         clip = self.l2_clip
@@ -138,6 +143,13 @@ class SecureContribution:
         if noise is not None and not isinstance(noise, DistributedDiscreteGaussian):
             raise PrivacyError(
                 f"distributed_noise must be None or a DistributedDiscreteGaussian, got {noise!r}"
+            )
+        if not isinstance(self.report_unclipped, bool):
+            raise PrivacyError(f"report_unclipped must be a bool, got {self.report_unclipped!r}")
+        if self.report_unclipped and (clip is None or noise is not None):
+            raise PrivacyError(
+                "report_unclipped must be False unless l2_clip is set and distributed_noise "
+                f"is not, got l2_clip={clip!r} with distributed noise {noise is not None}"
             )
 
 
@@ -156,12 +168,16 @@ class SecureSum:
         reveals who finished).
     dropped
         How many of the asked clients are not in it.
+    unclipped
+        How many of them reported an update within the clip bound (``None``
+        unless the contribution asked for ``report_unclipped``).
     """
 
     update_sum: NDArray[np.float64]
     weight_sum: float
     clients: int
     dropped: int
+    unclipped: int | None = None
 
 
 @runtime_checkable
