@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from privet.errors import PrivacyError
 from privet.mpc.prg import SEED_BYTES, Prg, fresh_seed
-from privet.mpc.ring import RingArray, ring_matmul
+from privet.mpc.ring import LOW_MASK, TOP_BIT, RingArray, ring_matmul
 
 __all__ = [
     "ComparisonMask",
@@ -40,9 +40,6 @@ __all__ = [
     "packed_words",
     "unpack_bits",
 ]
-
-_TOP: Final = np.uint64(63)
-_LOW_MASK: Final = np.uint64((1 << 63) - 1)
 
 
 def packed_words(count: int) -> int:
@@ -197,8 +194,8 @@ class Dealer:
     def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair:
         """Shares of ``r``, ``(r mod 2^63) >> f`` and ``r >> 63`` for :func:`truncate`."""
         r = self._uniform(shape)
-        low_shifted = (r & _LOW_MASK) >> np.uint64(fractional_bits)
-        return TruncationPair(self._share(r), self._share(low_shifted), self._share(r >> _TOP))
+        low_shifted = (r & LOW_MASK) >> np.uint64(fractional_bits)
+        return TruncationPair(self._share(r), self._share(low_shifted), self._share(r >> TOP_BIT))
 
     def comparison_mask(self, count: int) -> ComparisonMask:
         """Randomness for one batch of ``count`` sign extractions (:class:`ComparisonMask`)."""
@@ -209,7 +206,7 @@ class Dealer:
         return ComparisonMask(
             self._share(r),
             self._share_bits(low_bits),
-            self._share_bits(pack_bits(r >> _TOP)),
+            self._share_bits(pack_bits(r >> TOP_BIT)),
             self._share_bits(pack_bits(rho)),
             self._share(rho),
         )

@@ -35,7 +35,7 @@ import numpy as np
 
 from privet.errors import PrivacyError
 from privet.mpc.dealer import Dealer, pack_bits, packed_words, unpack_bits
-from privet.mpc.ring import RingArray, ring_matmul
+from privet.mpc.ring import LOW_MASK, TOP_BIT, RingArray, ring_matmul
 from privet.mpc.runtime import Runtime, first_party_mask
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "truncate",
 ]
 
-_TOP: Final = np.uint64(63)
-_LOW_MASK: Final = np.uint64((1 << 63) - 1)
 _BIAS: Final = np.uint64(1 << 62)
 
 P = ParamSpec("P")
@@ -145,12 +143,12 @@ def truncate(runtime: Runtime, dealer: Dealer, x: RingArray, fractional_bits: in
         local(runtime, t) for t in dealer.truncation_pair(x.shape[1:], fractional_bits)
     )
     c = runtime.open_ring(add_public(runtime, x, _BIAS) + r)
-    c_high = c >> _TOP
+    c_high = c >> TOP_BIT
     # carry = c_63 XOR r_63 = c_63 + r_63 (1 - 2 c_63), linear in the shared bit r_63.
     carry = add_public(runtime, high_bit * (np.uint64(1) - np.uint64(2) * c_high), c_high)
-    shifted: RingArray = carry << (_TOP - f)
+    shifted: RingArray = carry << (TOP_BIT - f)
     shifted -= low_shifted
-    return add_public(runtime, shifted, ((c & _LOW_MASK) >> f) - (_BIAS >> f))
+    return add_public(runtime, shifted, ((c & LOW_MASK) >> f) - (_BIAS >> f))
 
 
 @wrapping
@@ -212,7 +210,7 @@ def msb(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
     public = np.concatenate([public_bits, np.zeros((1, words), dtype=np.uint64)])
     secret = np.concatenate([low_bits, np.zeros((rows, 1, words), dtype=np.uint64)], axis=1)
     less = _less_than(runtime, dealer, public, secret)[:, 0]
-    sign = less ^ high_bit ^ (first_party_mask(runtime, 1) * pack_bits(c >> _TOP))
+    sign = less ^ high_bit ^ (first_party_mask(runtime, 1) * pack_bits(c >> TOP_BIT))
     # XOR share to arithmetic share: open sign XOR rho, then b = e + rho (1 - 2 e).
     e = unpack_bits(runtime.open_bits(sign ^ rho_bits), count)
     arithmetic = add_public(runtime, rho * (np.uint64(1) - np.uint64(2) * e), e)

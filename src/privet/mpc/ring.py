@@ -36,7 +36,9 @@ from numpy.typing import ArrayLike, NDArray
 from privet.errors import PrivacyError
 
 __all__ = [
+    "LOW_MASK",
     "RING_BITS",
+    "TOP_BIT",
     "FixedPoint",
     "RingArray",
     "ring_matmul",
@@ -46,6 +48,10 @@ __all__ = [
 
 RING_BITS: Final = 64
 RingArray = NDArray[np.uint64]
+#: Shift that brings the top (sign) bit down to bit 0.
+TOP_BIT: Final = np.uint64(RING_BITS - 1)
+#: The 63 bits below the top one.
+LOW_MASK: Final = np.uint64((1 << (RING_BITS - 1)) - 1)
 
 _LIMB_BITS: Final = 22
 _LIMB_MASK: Final = np.uint64((1 << _LIMB_BITS) - 1)
