@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 from torch.nn import functional
 
+from cli_helpers import make_console, positive_int
 from privet.train import TransformerEncoder
 
 THREADS = 2
@@ -466,20 +466,7 @@ def machine_facts(settings: Settings) -> str:
     )
 
 
-def make_console() -> Console:
-    console = Console()
-    # Piped or captured (make bench, pytest): wide enough for one line per row.
-    return console if console.is_terminal else Console(width=200)
-
-
 # -- main -------------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -529,7 +516,7 @@ def run(args: argparse.Namespace) -> int:
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
 
-    console = make_console()
+    console = make_console(200)
     started = time.perf_counter()
     console.print(machine_facts(settings))
     mode = (

@@ -69,16 +69,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from cli_helpers import make_console, package_version, positive_float, positive_int, worker_env
 from privet.data import load_breast_cancer, load_mnist_subset
 from privet.fl import (
     ClientSampling,
@@ -113,7 +111,6 @@ EQUAL_ACCURACY = 0.02  # final accuracies this close count as the same model
 RESULT_PREFIX = "RESULT "
 EVENT_PREFIX = "EVENT "
 MISSING = "—"
-BENCH_DIR = Path(__file__).resolve().parent
 # Workers import this file as the module ``bench_fl`` (not ``__main__``) so that the
 # functions Flower and Ray ship to their worker processes pickle by reference.
 BOOTSTRAP = "import sys, bench_fl; raise SystemExit(bench_fl.main(sys.argv[1:]))"
@@ -436,13 +433,6 @@ def measure(framework: str, plan: Plan) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:160]}
 
 
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p)
-    env["FLWR_TELEMETRY_ENABLED"] = "0"  # no network calls from Flower's telemetry
-    return env
-
-
 def _events(stdout: str) -> list[dict[str, Any]]:
     return [
         json.loads(line.removeprefix(EVENT_PREFIX))
@@ -499,7 +489,7 @@ def measure_in_subprocess(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_worker_env(),
+        env=worker_env(),
         start_new_session=True,
     )
     try:
@@ -687,43 +677,17 @@ def summary(results: dict[str, dict[int, dict[str, Cell]]]) -> str:
     return "\n".join(lines)
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def machine_facts(threads: int) -> str:
     return (
         f"python {platform.python_version()} · torch {torch.__version__} · "
-        f"flwr {_version('flwr')} · ray {_version('ray')} · privet {_version('privet')} · "
+        f"flwr {package_version('flwr')} · ray {package_version('ray')} · "
+        f"privet {package_version('privet')} · "
         f"{os.cpu_count()} CPUs, torch threads {threads} · {platform.machine()} · "
         f"{datetime.now().astimezone().isoformat(timespec='seconds')}"
     )
 
 
-def make_console() -> Console:
-    console = Console()
-    # Piped or captured (make bench, pytest): wide enough for one line per row.
-    return console if console.is_terminal else Console(width=220)
-
-
 # -- main -------------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

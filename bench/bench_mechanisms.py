@@ -43,6 +43,7 @@ from dp_accounting.rdp import RdpAccountant
 from rich.console import Console
 from rich.table import Table
 
+from cli_helpers import make_console, positive_int
 from privet.dp import (
     AccountantName,
     DiscreteGaussianMechanism,
@@ -509,13 +510,6 @@ def machine_facts() -> str:
 # -- main -------------------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 repeat")
@@ -561,12 +555,6 @@ LEDGER_CAPTION = (
 )
 
 
-def make_console() -> Console:
-    console = Console()
-    # Piped or captured (make bench, pytest): wide enough for one line per row.
-    return console if console.is_terminal else Console(width=200)
-
-
 def print_header(console: Console, settings: Settings) -> None:
     console.print(machine_facts())
     quick = "  [quick: smoke run, figures are not meaningful]" if settings.quick else ""
@@ -578,7 +566,7 @@ def print_header(console: Console, settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
-    console = make_console()
+    console = make_console(200)
     started = time.perf_counter()
     print_header(console, settings)
 

@@ -80,14 +80,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
+from cli_helpers import make_console, package_version, positive_float, positive_int, worker_env
 from privet.secagg import (
     MaskingGraph,
     SecAggClient,
@@ -116,7 +115,6 @@ MISSING = "—"
 # sum would put errors of the order of the clipping range (8) in.
 FLOWER_TOLERANCE = 1e-2
 RESULT_PREFIX = "RESULT "
-BENCH_DIR = Path(__file__).resolve().parent
 # Flower's worker imports this file as the module ``bench_secagg`` (not ``__main__``) so that
 # the functions Ray ships to its actors pickle by reference.
 BOOTSTRAP = "import sys, bench_secagg; raise SystemExit(bench_secagg.main(sys.argv[1:]))"
@@ -509,13 +507,6 @@ def _flower_round(config: Config, times_path: Path) -> dict[str, Any]:
     }
 
 
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p)
-    env["FLWR_TELEMETRY_ENABLED"] = "0"  # no network calls from Flower's telemetry
-    return env
-
-
 def _error_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
@@ -542,7 +533,7 @@ def flower_in_subprocess(config: Config, args: argparse.Namespace) -> dict[str, 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_worker_env(),
+        env=worker_env(),
         start_new_session=True,
     )
     try:
@@ -716,43 +707,16 @@ def summary(rows: Sequence[Row]) -> str:
     )
 
 
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def machine_facts() -> str:
     return (
         f"python {platform.python_version()} · numpy {np.__version__} · "
-        f"cryptography {_version('cryptography')} · flwr {_version('flwr')} · "
-        f"privet {_version('privet')} · {os.cpu_count()} CPUs · {platform.machine()} · "
+        f"cryptography {package_version('cryptography')} · flwr {package_version('flwr')} · "
+        f"privet {package_version('privet')} · {os.cpu_count()} CPUs · {platform.machine()} · "
         f"{datetime.now().astimezone().isoformat(timespec='seconds')}"
     )
 
 
-def make_console() -> Console:
-    console = Console()
-    # Piped or captured (make bench, pytest): wide enough for one line per row.
-    return console if console.is_terminal else Console(width=220)
-
-
 # -- main -------------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def client_count(text: str) -> int:

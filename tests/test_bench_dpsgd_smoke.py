@@ -36,6 +36,8 @@ TABLE_TITLES = (
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Import ``bench/bench_dpsgd.py`` (bench/ is not a package)."""
+    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_dpsgd", BENCH)
     assert spec is not None
     assert spec.loader is not None

@@ -32,6 +32,8 @@ WITHOUT_PEERS = (
     "sys.modules['ray'] = None\n"
     # One torch thread: on a shared 2-core machine two threads spin against other work.
     "sys.argv = [sys.argv[1], '--quick', '--threads', '1']\n"
+    # As `python bench/bench_fl.py` would: the script's folder first on the path.
+    "import os; sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
     "runpy.run_path(sys.argv[0], run_name='__main__')\n"
 )
 NUMBER = r"\d[\d.e+-]*"
@@ -43,6 +45,8 @@ QUICK_ROW = re.compile(
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Import ``bench/bench_fl.py`` (bench/ is not a package)."""
+    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_fl", BENCH)
     assert spec is not None
     assert spec.loader is not None

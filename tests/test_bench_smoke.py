@@ -38,6 +38,8 @@ TABLE_TITLES = (
 
 def load_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Import ``bench/<name>.py`` (bench/ is not a package)."""
+    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
     spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
