@@ -51,14 +51,23 @@ def test_elementwise_arithmetic_with_broadcasting_within_bounds(mpc: Session) ->
 
 
 def test_products_with_public_reals_and_division_by_public_values(mpc: Session) -> None:
+    """The largest |w| of a public array is encoded with f + 1 significant bits however
+    small it is, so the error is |x| max|w| 2^-17 + 2^-16 (tensor.py docstring). Dividing
+    by 1000 with w encoded at plain f = 16 bits (round(65.536) = 66) would be off by 0.7%
+    of the quotient."""
     rng = np.random.default_rng(2)
-    x = encoded(rng.normal(size=50) * 100)
+    x = encoded(rng.normal(size=200) * 100)
+    x[:2] = [-3000.0, 2999.5]
     shared = mpc.share(x)
-    # The public factor is encoded too: error <= |x| 2^-17 + 2^-16.
-    bound = np.abs(x) * ULP / 2 + ULP
-    assert np.all(np.abs((shared * 0.3).reveal() - x * 0.3) <= bound)
-    divided = (shared / 7.0).reveal()
-    assert np.all(np.abs(divided - x / 7.0) <= bound)
+    for w in (0.3, -1.7, 1 / 1000, 3e-6, 123.25):
+        bound = np.abs(x * w) * ULP / 2 + ULP
+        assert np.all(np.abs((shared * w).reveal() - x * w) <= bound), w
+    for divisor in (7.0, 1000.0, -3e5):
+        bound = np.abs(x / divisor) * ULP / 2 + ULP
+        assert np.all(np.abs((shared / divisor).reveal() - x / divisor) <= bound), divisor
+    rows, per_row = x[:12].reshape(3, 4), np.array([0.25, -0.001, 9.0])[:, None]
+    product = (mpc.share(rows) * per_row).reveal()
+    assert np.all(np.abs(product - rows * per_row) <= np.abs(rows) * 9.0 * ULP / 2 + ULP)
 
 
 def test_matmul_sum_and_mean_within_bounds(mpc: Session) -> None:

@@ -1,22 +1,33 @@
-"""Secret-sharing MPC over ``Z_{2^64}`` with a dealer: fixed point, Beaver products,
-exact truncation carries and exact comparisons.
+"""Secret-sharing MPC over ``Z_{2^64}`` with a dealer: private inference and training.
 
-What exists so far (issue 7 is landing in steps): the ring and fixed-point
-encoding (:mod:`~privet.mpc.ring`), a seeded dealer with seed-compressed
-shares (:mod:`~privet.mpc.dealer`), the in-process simulator
-(:mod:`~privet.mpc.runtime`), the online protocols
-(:mod:`~privet.mpc.protocols`) and shared tensors
-(:mod:`~privet.mpc.tensor`). Security model: semi-honest parties, an honest
-dealer that never sees inputs; each party sees only uniformly masked opened
-values.
+* :mod:`~privet.mpc.ring`: the ring, fixed-point encoding, exact ring matmul
+  and convolution.
+* :mod:`~privet.mpc.dealer`: the seeded dealer ("crypto provider") with
+  seed-compressed shares of Beaver, matmul, convolution and AND triples,
+  truncation pairs and comparison masks.
+* :mod:`~privet.mpc.runtime`: who holds which shares; the in-process simulator.
+* :mod:`~privet.mpc.protocols`: the online protocols over share arrays.
+* :mod:`~privet.mpc.tensor`: :class:`Session` and :class:`SharedTensor`.
+* :mod:`~privet.mpc.functions`: max/argmax, exp, reciprocal, sigmoid,
+  softmax with stated error bounds; :mod:`~privet.mpc.convolution`: conv2d and
+  pooling; :mod:`~privet.mpc.training`: logistic regression and an MLP trained
+  on shares.
+* :mod:`~privet.mpc.torch_models` (needs torch, not imported here): trained
+  ``torch.nn.Sequential`` models as private models.
+
+Security model: semi-honest parties, an honest dealer that never sees
+inputs; each party sees only uniformly masked opened values.
 """
 
 from __future__ import annotations
 
+from privet.mpc.convolution import avg_pool2d, conv2d, max_pool2d
 from privet.mpc.dealer import Dealer, DealerStats
+from privet.mpc.functions import argmax, exp, reciprocal, sigmoid, softmax
 from privet.mpc.ring import RING_BITS, FixedPoint, ring_matmul
 from privet.mpc.runtime import CommStats, Runtime, Simulator
 from privet.mpc.tensor import Session, SharedTensor
+from privet.mpc.training import SgdConfig, train_logistic_regression, train_mlp
 
 __all__ = [
     "RING_BITS",
@@ -26,7 +37,18 @@ __all__ = [
     "FixedPoint",
     "Runtime",
     "Session",
+    "SgdConfig",
     "SharedTensor",
     "Simulator",
+    "argmax",
+    "avg_pool2d",
+    "conv2d",
+    "exp",
+    "max_pool2d",
+    "reciprocal",
     "ring_matmul",
+    "sigmoid",
+    "softmax",
+    "train_logistic_regression",
+    "train_mlp",
 ]

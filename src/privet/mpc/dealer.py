@@ -3,7 +3,7 @@
 A trusted third party that never sees inputs hands the computing parties
 shares of random values with a known relation (Beaver, "Efficient
 Multiparty Protocols Using Circuit Randomization", CRYPTO 1991): triples
-``c = a * b`` (elementwise, matrix product), truncation pairs, and the
+``c = a * b`` (elementwise, matrix product, convolution), truncation pairs, and the
 masks and bit decompositions comparisons need (Makri et al., "Rabbit:
 Efficient Comparison for Secure Multi-Party Computation", FC 2021).
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from privet.errors import PrivacyError
 from privet.mpc.prg import SEED_BYTES, Prg, fresh_seed
-from privet.mpc.ring import LOW_MASK, TOP_BIT, RingArray, ring_matmul
+from privet.mpc.ring import LOW_MASK, TOP_BIT, ConvGeometry, RingArray, ring_conv2d, ring_matmul
 
 __all__ = [
     "ComparisonMask",
@@ -48,10 +48,11 @@ def packed_words(count: int) -> int:
 
 
 class InputMask(NamedTuple):
-    """Shares of a uniform ``r`` and, for the input's owner only, ``r`` itself."""
+    """Shares of a uniform ``r`` and, where the input's owner is local, ``r`` itself
+    (``None`` in a process that does not play the owner)."""
 
     shares: RingArray
-    value: RingArray
+    value: RingArray | None
 
 
 class Triple(NamedTuple):
@@ -169,8 +170,12 @@ class Dealer:
 
     # -- correlations --------------------------------------------------------------------------
 
-    def input_mask(self, shape: tuple[int, ...]) -> InputMask:
-        """A mask for secret-sharing an input: its owner opens ``x - r`` to all."""
+    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
+        """A mask for secret-sharing ``owner``'s input: the owner opens ``x - r`` to all."""
+        if isinstance(owner, bool) or not isinstance(owner, int):
+            raise PrivacyError(f"owner must be a party index, got {owner!r}")
+        if not 0 <= owner < self.num_parties:
+            raise PrivacyError(f"owner must be in [0, {self.num_parties - 1}], got {owner}")
         r = self._uniform(shape)
         shares = self._share(r)
         self.stats.bytes_sent += r.nbytes  # r itself also goes to the owner
@@ -185,6 +190,17 @@ class Dealer:
         """``c = a @ b`` in the ring (numpy matmul semantics)."""
         a, b = self._uniform(left_shape), self._uniform(right_shape)
         return Triple(self._share(a), self._share(b), self._share(ring_matmul(a, b)))
+
+    def conv_triple(
+        self,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        geometry: ConvGeometry,
+    ) -> Triple:
+        """``c = conv2d(a, b)`` in the ring (:func:`~privet.mpc.ring.ring_conv2d`): images
+        ``(N, C, H, W)``, kernels ``(O, C, kh, kw)``."""
+        a, b = self._uniform(image_shape), self._uniform(kernel_shape)
+        return Triple(self._share(a), self._share(b), self._share(ring_conv2d(a, b, geometry)))
 
     def and_triples(self, shape: tuple[int, ...]) -> Triple:
         """Packed bitwise triples ``c = a & b`` as XOR shares."""

@@ -3,6 +3,10 @@
 * :func:`mul`, :func:`matmul`: Beaver's multiplication (CRYPTO 1991): open
   ``d = x - a`` and ``e = y - b`` in one round, then ``z = c + d b + a e +
   d e`` (the public ``d e`` added by party 0).
+* :func:`conv2d`: the same with a convolution triple ``c = conv(a, b)``;
+  convolution is bilinear, so ``conv(x, w) = c + conv(d, b + e) + conv(a,
+  e)`` and only the images and kernels (not their im2col patches) are
+  opened.
 * :func:`truncate`: divides a fixed-point product by ``2^f`` in one round
   with a dealer pair ``(r, (r mod 2^63) >> f, r >> 63)``. With ``v' = v +
   2^62`` (so ``0 <= v' < 2^63`` when ``|v| < 2^62``) and ``c = v' + r``
@@ -34,14 +38,24 @@ from typing import Final, ParamSpec, TypeVar
 import numpy as np
 
 from privet.errors import PrivacyError
-from privet.mpc.dealer import Dealer, pack_bits, packed_words, unpack_bits
-from privet.mpc.ring import LOW_MASK, TOP_BIT, RingArray, ring_matmul
+from privet.mpc.dealer import Dealer, packed_words, unpack_bits
+from privet.mpc.ring import (
+    LOW_MASK,
+    TOP_BIT,
+    ConvGeometry,
+    RingArray,
+    bit_planes,
+    ring_conv2d,
+    ring_matmul,
+)
 from privet.mpc.runtime import Runtime, first_party_mask
 
 __all__ = [
     "add_public",
     "aligned",
     "and_gates",
+    "conv2d",
+    "conv2d_public",
     "matmul",
     "matmul_public",
     "msb",
@@ -133,6 +147,33 @@ def matmul(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> Ring
 
 
 @wrapping
+def conv2d(
+    runtime: Runtime, dealer: Dealer, x: RingArray, w: RingArray, geometry: ConvGeometry
+) -> RingArray:
+    """Shares of ``conv2d(x, w)``: images ``(N, C, H, W)``, kernels ``(O, C, kh, kw)``; one
+    round."""
+    if x.ndim != 5 or w.ndim != 5:
+        raise PrivacyError(
+            "conv2d needs images (N, C, H, W) and kernels (O, C, kh, kw), "
+            f"got shapes {x.shape[1:]} and {w.shape[1:]}"
+        )
+    a, b, c = (local(runtime, t) for t in dealer.conv_triple(x.shape[1:], w.shape[1:], geometry))
+    d, e = _open_pair(runtime, x - a, w - b)
+    product: RingArray = (
+        c
+        + ring_conv2d(d[None], add_public(runtime, b, e), geometry)
+        + ring_conv2d(a, e[None], geometry)
+    )
+    return product
+
+
+@wrapping
+def conv2d_public(shares: RingArray, kernels: RingArray, geometry: ConvGeometry) -> RingArray:
+    """Shares of ``conv2d(x, k)`` for public kernels: local, no round."""
+    return ring_conv2d(shares, kernels[None], geometry)
+
+
+@wrapping
 def truncate(runtime: Runtime, dealer: Dealer, x: RingArray, fractional_bits: int) -> RingArray:
     """Shares of ``floor(x / 2^f)`` or one more (stochastic rounding), one round.
 
@@ -203,14 +244,14 @@ def msb(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
     mask = dealer.comparison_mask(count)
     r, low_bits, high_bit, rho_bits, rho = (local(runtime, t) for t in mask)
     c = runtime.open_ring(x.reshape(rows, count) + r)
-    positions = np.arange(63, dtype=np.uint64)[:, None]
-    public_bits = pack_bits((c[None, :] >> positions) & np.uint64(1))
-    # Pad to 64 positions with a top bit that is 0 in both numbers (less 0, equal 1).
+    public = bit_planes(c)
+    top = public[63].copy()
+    # Compare 64 positions whose top bit is 0 in both numbers (less 0, equal 1).
+    public[63] = 0
     words = packed_words(count)
-    public = np.concatenate([public_bits, np.zeros((1, words), dtype=np.uint64)])
     secret = np.concatenate([low_bits, np.zeros((rows, 1, words), dtype=np.uint64)], axis=1)
     less = _less_than(runtime, dealer, public, secret)[:, 0]
-    sign = less ^ high_bit ^ (first_party_mask(runtime, 1) * pack_bits(c >> TOP_BIT))
+    sign = less ^ high_bit ^ (first_party_mask(runtime, 1) * top)
     # XOR share to arithmetic share: open sign XOR rho, then b = e + rho (1 - 2 e).
     e = unpack_bits(runtime.open_bits(sign ^ rho_bits), count)
     arithmetic = add_public(runtime, rho * (np.uint64(1) - np.uint64(2) * e), e)

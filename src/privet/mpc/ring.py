@@ -18,10 +18,13 @@ Ranges, with ``f`` fractional bits (default 16):
   is truncated; truncation needs ``|x y| < 2^(62 - 2f)`` (``2^30`` for ``f =
   16``), the range within which privet's multiplications are correct.
 
-:func:`ring_matmul` multiplies ``uint64`` matrices modulo ``2^64`` through
-float64 BLAS on 22-bit limbs, exactly (each partial product has at most
-``44 + log2(k) <= 53`` bits); :func:`ring_matmul_naive` is numpy's integer
-loop, the reference it is tested against.
+:func:`ring_matmul` multiplies ``uint64`` matrices modulo ``2^64`` exactly:
+with torch's integer GEMM where available (:mod:`privet.mpc.torch_kernels`),
+else through float64 BLAS on 22-bit limbs (:func:`ring_matmul_limbs`; each
+partial product has at most ``44 + log2(k) <= 53`` bits).
+:func:`ring_conv2d` is a 2-d convolution (cross-correlation, as in torch)
+lowered to it by im2col. :func:`ring_matmul_naive` is numpy's integer loop,
+the reference both are tested against.
 """
 
 from __future__ import annotations
@@ -39,9 +42,13 @@ __all__ = [
     "LOW_MASK",
     "RING_BITS",
     "TOP_BIT",
+    "ConvGeometry",
     "FixedPoint",
     "RingArray",
+    "bit_planes",
+    "ring_conv2d",
     "ring_matmul",
+    "ring_matmul_limbs",
     "ring_matmul_naive",
     "to_signed",
 ]
@@ -129,6 +136,25 @@ class FixedPoint:
         return decoded
 
 
+def bit_planes(values: RingArray) -> RingArray:
+    """Bit ``k`` of every element, packed 64 elements to a word: shape ``(64, ceil(N / 64))``
+    for ``N`` values (bit ``j`` of word ``w`` in plane ``k`` is bit ``k`` of element ``64 w +
+    j``), the layout of :func:`privet.mpc.dealer.pack_bits`.
+
+    Works on bytes (unpack, transpose, repack), 8x less memory traffic than shifting
+    ``uint64`` planes.
+    """
+    flat = np.ascontiguousarray(_as_ring(values, "values").reshape(-1), dtype="<u8")
+    count = flat.size
+    words = (count + 63) // 64
+    padded = np.zeros(words * 64, dtype="<u8")
+    padded[:count] = flat
+    bits = np.unpackbits(padded.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    planes = np.packbits(np.ascontiguousarray(bits.T), axis=1, bitorder="little")
+    packed: RingArray = planes.view("<u8").astype(np.uint64)
+    return packed
+
+
 def _as_ring(values: object, name: str) -> RingArray:
     if not isinstance(values, np.ndarray) or values.dtype != np.uint64:
         kind = values.dtype if isinstance(values, np.ndarray) else type(values).__name__
@@ -145,6 +171,21 @@ def _limbs(values: RingArray) -> list[NDArray[np.float64]]:
 def ring_matmul(left: RingArray, right: RingArray) -> RingArray:
     """``left @ right`` modulo ``2^64`` (numpy matmul semantics, batch dims broadcast).
 
+    Uses torch's integer GEMM when torch is installed and wraps modulo ``2^64``
+    in this process (:mod:`privet.mpc.torch_kernels`), else
+    :func:`ring_matmul_limbs`; both are exact, so results are identical.
+    """
+    left, right = _as_ring(left, "left"), _as_ring(right, "right")
+    # Imported here: the kernel module imports this one, and torch stays optional.
+    from privet.mpc.torch_kernels import torch_ring_matmul
+
+    kernel = torch_ring_matmul()
+    return kernel(left, right) if kernel is not None else ring_matmul_limbs(left, right)
+
+
+def ring_matmul_limbs(left: RingArray, right: RingArray) -> RingArray:
+    """``left @ right`` modulo ``2^64`` through float64 BLAS, without torch.
+
     Splits both operands into three 22-bit limbs and multiplies the six limb
     pairs whose weight is below ``2^64`` with float64 BLAS; every partial sum
     is an integer below ``2^53``, hence exact, for inner dimensions up to
@@ -156,7 +197,7 @@ def ring_matmul(left: RingArray, right: RingArray) -> RingArray:
         total: RingArray | None = None
         for start in range(0, inner, _MAX_EXACT_INNER):
             stop = start + _MAX_EXACT_INNER
-            part = ring_matmul(left[..., start:stop], right[..., start:stop, :])
+            part = ring_matmul_limbs(left[..., start:stop], right[..., start:stop, :])
             total = part if total is None else total + part
         if total is None:  # pragma: no cover - inner > 0 here
             raise PrivacyError("inner dimension must be >= 1")
@@ -176,3 +217,79 @@ def ring_matmul_naive(left: RingArray, right: RingArray) -> RingArray:
     """Reference: numpy's integer matmul, which wraps modulo ``2^64`` (slow, no BLAS)."""
     product: Any = np.matmul(_as_ring(left, "left"), _as_ring(right, "right"))
     return np.asarray(product, dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Stride and zero padding of a 2-d convolution (torch's ``Conv2d`` semantics)."""
+
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        for name, pair, low in (("stride", self.stride, 1), ("padding", self.padding, 0)):
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in pair)
+            ):
+                raise PrivacyError(f"{name} must be a pair of integers >= {low}, got {pair!r}")
+
+    def output_size(self, input_hw: tuple[int, int], kernel_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(H_out, W_out)``; raises if the kernel does not fit the padded input."""
+        sizes = []
+        for size, kernel, stride, pad in zip(
+            input_hw, kernel_hw, self.stride, self.padding, strict=True
+        ):
+            span = size + 2 * pad - kernel
+            if span < 0:
+                raise PrivacyError(
+                    f"kernel size must be <= padded input size {size + 2 * pad}, got {kernel}"
+                )
+            sizes.append(span // stride + 1)
+        return sizes[0], sizes[1]
+
+
+def _im2col(images: RingArray, kernel_hw: tuple[int, int], geometry: ConvGeometry) -> RingArray:
+    """Patches of ``(..., C, H, W)`` as ``(..., H_out * W_out, C * kh * kw)`` (a copy)."""
+    (ph, pw), (sh, sw) = geometry.padding, geometry.stride
+    lead = images.ndim - 3
+    padded = np.pad(images, [(0, 0)] * lead + [(0, 0), (ph, ph), (pw, pw)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel_hw, axis=(-2, -1))
+    windows = windows[..., ::sh, ::sw, :, :]  # (..., C, Ho, Wo, kh, kw)
+    ho, wo = windows.shape[-4], windows.shape[-3]
+    channels = images.shape[-3]
+    moved = np.moveaxis(windows, -5, -3)  # (..., Ho, Wo, C, kh, kw)
+    cols: RingArray = np.ascontiguousarray(moved).reshape(
+        (*images.shape[:-3], ho * wo, channels * kernel_hw[0] * kernel_hw[1])
+    )
+    return cols
+
+
+def ring_conv2d(
+    images: RingArray, kernels: RingArray, geometry: ConvGeometry | None = None
+) -> RingArray:
+    """Cross-correlation modulo ``2^64``: ``(..., N, C, H, W)`` with ``(..., O, C, kh, kw)``.
+
+    Leading axes (before ``N`` and ``O``) broadcast, so a party axis on
+    either operand batches the parties. Returns ``(..., N, O, H_out, W_out)``.
+    """
+    images, kernels = _as_ring(images, "images"), _as_ring(kernels, "kernels")
+    geometry = geometry if geometry is not None else ConvGeometry()
+    if images.ndim < 4 or kernels.ndim < 4:
+        raise PrivacyError(
+            "images must be (..., N, C, H, W) and kernels (..., O, C, kh, kw), "
+            f"got shapes {images.shape} and {kernels.shape}"
+        )
+    if images.shape[-3] != kernels.shape[-3]:
+        raise PrivacyError(
+            f"kernel channels must equal image channels {images.shape[-3]}, got {kernels.shape[-3]}"
+        )
+    kernel_hw = (kernels.shape[-2], kernels.shape[-1])
+    ho, wo = geometry.output_size((images.shape[-2], images.shape[-1]), kernel_hw)
+    cols = _im2col(images, kernel_hw, geometry)  # (..., N, L, K)
+    flat = kernels.reshape((*kernels.shape[:-4], 1, kernels.shape[-4], -1))  # (..., 1, O, K)
+    product = ring_matmul(cols, np.swapaxes(flat, -1, -2))  # (..., N, L, O)
+    moved = np.moveaxis(product, -1, -2)  # (..., N, O, L)
+    out: RingArray = np.ascontiguousarray(moved).reshape((*moved.shape[:-1], ho, wo))
+    return out

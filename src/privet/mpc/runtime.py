@@ -61,6 +61,11 @@ class Runtime(Protocol):
         """The XOR of every party's shares of packed bits (one round)."""
         ...
 
+    def broadcast(self, sender: int, values: RingArray) -> RingArray:
+        """``sender``'s ``values`` at every party (one round; others pass an array of the
+        same shape and dtype, which is ignored)."""
+        ...
+
 
 def first_party_mask(runtime: Runtime, ndim: int) -> NDArray[np.uint64]:
     """1 on party 0's row, 0 elsewhere, shaped ``(local, 1, ..., 1)`` for broadcasting:
@@ -111,6 +116,14 @@ class Simulator:
         self._stats.record(shares[0].nbytes, self._num_parties - 1)
         opened: RingArray = np.asarray(np.add.reduce(shares, axis=0, dtype=np.uint64))
         return opened
+
+    def broadcast(self, sender: int, values: RingArray) -> RingArray:
+        if isinstance(sender, bool) or not isinstance(sender, int):
+            raise PrivacyError(f"sender must be a party index, got {sender!r}")
+        if not 0 <= sender < self._num_parties:
+            raise PrivacyError(f"sender must be in [0, {self._num_parties - 1}], got {sender}")
+        self._stats.record(values.nbytes, self._num_parties - 1)
+        return values
 
     def open_bits(self, shares: RingArray) -> RingArray:
         self._check(shares)

@@ -9,14 +9,18 @@ before any randomness is drawn.
 
 Error bounds (``f`` fractional bits, values within the ranges of
 :mod:`privet.mpc.ring`): addition and subtraction are exact; a product of
-two shared values, or of a shared value and a public real, is off by at
-most ``2^-f`` beyond the encoding of its inputs (one stochastic rounding);
-comparisons and ReLU are exact.
+two shared values is off by at most ``2^-f`` beyond the encoding of its
+inputs (one stochastic rounding); a product with a public real ``w`` (and a
+division by ``1 / w``) by at most ``|x| max|w| 2^-(f+1) + 2^-f``, the max over
+the public array, since its largest entry is encoded with ``f + 1``
+significant bits however small it is; products with
+public integers are exact; comparisons and ReLU are exact.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,6 +32,9 @@ from privet.mpc.ring import FixedPoint, RingArray
 from privet.mpc.runtime import Runtime
 
 __all__ = ["Session", "SharedTensor"]
+
+# Extra bits for public factors below 1: 2^-30 and smaller vanish at f <= 30 anyway.
+_MAX_EXTRA_BITS: Final = 30
 
 
 class Session:
@@ -66,11 +73,11 @@ class Session:
         if isinstance(owner, bool) or not isinstance(owner, int) or not 0 <= owner < n:
             raise PrivacyError(f"owner must be a party index in [0, {n - 1}], got {owner!r}")
         encoded = self.encoding.encode(values)
-        mask = self.dealer.input_mask(encoded.shape)
+        mask = self.dealer.input_mask(encoded.shape, owner)
         shares = protocols.local(self.runtime, mask.shares)
-        # The owner alone knows x - r; sending it to the others is one round.
-        masked = encoded - mask.value
-        self.runtime.stats.record(masked.nbytes, n - 1)
+        # The owner alone knows r, hence x - r; it sends that to the others (one round).
+        masked = encoded - mask.value if mask.value is not None else np.zeros_like(encoded)
+        masked = self.runtime.broadcast(owner, masked)
         return SharedTensor(self, protocols.add_public(self.runtime, shares, masked))
 
     def public(self, values: ArrayLike) -> SharedTensor:
@@ -196,7 +203,21 @@ class SharedTensor:
         if np.all(value == np.rint(value)) and (value.size == 0 or np.abs(value).max() < 2**31):
             # Integers need no truncation: exact, and no round.
             return self._new(shares * value.astype(np.int64).view(np.uint64))
-        return self._truncate(shares * self.session.encoding.encode(value))
+        return self._scale(shares, value)
+
+    def _scale(self, shares: RingArray, factor: NDArray[np.float64]) -> SharedTensor:
+        """``x * w`` for public reals ``w``, encoded with ``g`` extra bits so that the
+        largest ``|w|`` keeps ``f + 1`` significant bits (``g = 0`` once ``|w| >= 1``):
+        a relative error of ``2^-(f+1)`` on ``w`` (not ``2^-f / |w|``), then one
+        truncation by ``f + g``."""
+        f = self.session.encoding.fractional_bits
+        largest = float(np.max(np.abs(factor))) if factor.size else 0.0
+        extra = 0 if largest == 0.0 else min(_MAX_EXTRA_BITS, max(0, 1 - math.frexp(largest)[1]))
+        encoded = FixedPoint(0).encode(np.ldexp(factor, f + extra))
+        product = protocols.truncate(
+            self._runtime, self.session.dealer, shares * encoded, f + extra
+        )
+        return self._new(product)
 
     __rmul__ = __mul__
 
