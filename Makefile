@@ -21,6 +21,10 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) $(TORCH)
 	$(PIP) -e ".[all]"
+# CrypTen (bench/bench_mpc.py): the exact pin is its last release (0.4.1, 2022); --no-deps
+# because its metadata requires the deprecated `sklearn` package, whose build fails on
+# purpose (and torchvision); what it imports is in the bench extra.
+	$(PIP) --no-deps crypten==0.4.1
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed

@@ -283,6 +283,7 @@ def test_demo_runs_refuses_the_last_request_and_leaves_a_ledger(tmp_path: Path) 
     assert "The server saw only masked updates: 10 vectors" in result.output
     for label in ("patients", "mean age", "mean BMI", "median BP", "aged 60-90"):
         assert label in result.output
+    assert "MPC: a vendor's model diagnoses 285 of a hospital's patients" in result.output
     ledger = Ledger.open(path)
     assert (ledger.epsilon_budget, ledger.delta_budget) == (demo.BUDGET_EPSILON, demo.BUDGET_DELTA)
     assert ledger.spent() <= demo.BUDGET_EPSILON

@@ -5,7 +5,9 @@ the MNIST subset (every step charged before it happens); then five hospitals
 train a model together with federated averaging under central DP (every round
 charged); then statistics of scikit-learn's diabetes table (442 patients) are
 released from what remains, each charged; the last request would exceed the
-budget and is refused before any noise is drawn.
+budget and is refused before any noise is drawn. Last, a vendor's model
+diagnoses a hospital's patients under MPC (no budget: only the predictions
+are opened).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.table import Table
 
 from privet import BudgetExceeded
 from privet.cli.demo_federated import federated_table, server_view_line, train_federated
+from privet.cli.demo_mpc import inference_table, private_diagnosis
 from privet.cli.demo_training import TrainingOutcome, train_on_mnist
 from privet.data import load_diabetes
 from privet.dp import Ledger, dp_count, dp_histogram, dp_mean, dp_quantile, dp_variance
@@ -181,5 +184,6 @@ def run_demo(console: Console, ledger_path: Path | None = None) -> list[Outcome]
         console.print(
             f"Refused before any noise was drawn (budget would be exceeded): {', '.join(refused)}"
         )
+    console.print(inference_table(private_diagnosis()))
     console.print(f"Inspect the ledger: privet ledger history {ledger_path}")
     return outcomes

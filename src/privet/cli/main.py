@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from privet.cli import fl_commands, ledger_commands
+from privet.cli import fl_commands, ledger_commands, mpc_commands
 
 app = typer.Typer(
     name="privet",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(ledger_commands.app, name="ledger")
 app.add_typer(fl_commands.app, name="fl")
+app.add_typer(mpc_commands.app, name="mpc")
 
 
 @app.callback()

@@ -14,6 +14,11 @@
   on shares.
 * :mod:`~privet.mpc.torch_models` (needs torch, not imported here): trained
   ``torch.nn.Sequential`` models as private models.
+* Real parties: :func:`launch` runs a party script as ``n`` OS processes and a
+  dealer process on loopback; the script's :func:`connect` gives a
+  :class:`Session` over authenticated TCP (:mod:`~privet.mpc.tcp`,
+  :mod:`~privet.mpc.network`, :mod:`~privet.mpc.dealer_service`), bit-identical
+  to the simulator for the same dealer seed.
 
 Security model: semi-honest parties, an honest dealer that never sees
 inputs; each party sees only uniformly masked opened values.
@@ -22,12 +27,16 @@ inputs; each party sees only uniformly masked opened values.
 from __future__ import annotations
 
 from privet.mpc.convolution import avg_pool2d, conv2d, max_pool2d
-from privet.mpc.dealer import Dealer, DealerStats
+from privet.mpc.dealer import Dealer, DealerStats, PartyDealer
 from privet.mpc.functions import argmax, exp, reciprocal, sigmoid, softmax
+from privet.mpc.launcher import LaunchError, LaunchResult, PartyResult, launch
+from privet.mpc.network import NetworkRuntime
+from privet.mpc.party import PartyRun, connect
 from privet.mpc.ring import RING_BITS, FixedPoint, ring_matmul
 from privet.mpc.runtime import CommStats, Runtime, Simulator
 from privet.mpc.tensor import Session, SharedTensor
 from privet.mpc.training import SgdConfig, train_logistic_regression, train_mlp
+from privet.mpc.transport import MpcNetworkError
 
 __all__ = [
     "RING_BITS",
@@ -35,6 +44,13 @@ __all__ = [
     "Dealer",
     "DealerStats",
     "FixedPoint",
+    "LaunchError",
+    "LaunchResult",
+    "MpcNetworkError",
+    "NetworkRuntime",
+    "PartyDealer",
+    "PartyResult",
+    "PartyRun",
     "Runtime",
     "Session",
     "SgdConfig",
@@ -42,8 +58,10 @@ __all__ = [
     "Simulator",
     "argmax",
     "avg_pool2d",
+    "connect",
     "conv2d",
     "exp",
+    "launch",
     "max_pool2d",
     "reciprocal",
     "ring_matmul",

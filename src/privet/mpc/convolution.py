@@ -83,6 +83,12 @@ def conv2d(
     out = SharedTensor(session, protocols.truncate(session.runtime, session.dealer, product, bits))
     if bias is None:
         return out
+    bias_shape = bias.shape if isinstance(bias, SharedTensor) else np.shape(bias)
+    if tuple(bias_shape) != (kernel_shape[0],):
+        raise PrivacyError(
+            f"bias must be one value per output channel, shape ({kernel_shape[0]},), "
+            f"got {tuple(bias_shape)}"
+        )
     column = (
         bias.reshape(-1, 1, 1) if isinstance(bias, SharedTensor) else np.reshape(bias, (-1, 1, 1))
     )

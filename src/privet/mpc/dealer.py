@@ -15,31 +15,60 @@ sent. :class:`DealerStats` counts items and those bytes.
 The dealer is seeded: a fixed seed reproduces a simulation exactly (and the
 multi-process run that must match it bit for bit); ``None`` draws it from
 the OS CSPRNG, as a real deployment must.
+
+Split across processes: every correlation is an :class:`ItemRequest` (the
+method and its public shapes), whose :meth:`~ItemRequest.layout` lists the
+shapes of the shares it hands out, in the order the dealer draws them. The
+full :class:`Dealer` (the simulator's, or the dealer process's) answers it
+with :meth:`Dealer.produce`; a :class:`PartyDealer` is one party's view of
+the same dealer: party ``i < n - 1`` draws its rows from its own stream
+(seeded by :meth:`Dealer.stream_seed`, so nothing is computed or sent but
+the masks of inputs it owns), and the last party receives its rows. The
+program is deterministic in public shapes, so every view asks for the same
+items in the same order and gets exactly the rows of the full dealer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from enum import StrEnum
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from privet.errors import PrivacyError
 from privet.mpc.prg import SEED_BYTES, Prg, fresh_seed
-from privet.mpc.ring import LOW_MASK, TOP_BIT, ConvGeometry, RingArray, ring_conv2d, ring_matmul
+from privet.mpc.ring import (
+    LOW_MASK,
+    TOP_BIT,
+    ConvGeometry,
+    RingArray,
+    bit_planes,
+    ring_conv2d,
+    ring_matmul,
+)
 
 __all__ = [
     "ComparisonMask",
+    "CorrelationSource",
     "Dealer",
     "DealerStats",
+    "Delivery",
     "InputMask",
+    "ItemRequest",
+    "Method",
+    "PartyDealer",
     "Triple",
     "TruncationPair",
     "pack_bits",
     "packed_words",
     "unpack_bits",
 ]
+
+#: Dimensions of one requested shape: the wire codec's own cap on an array's axes.
+MAX_NDIM: Final = 32
 
 
 def packed_words(count: int) -> int:
@@ -96,6 +125,33 @@ class DealerStats:
     bytes_sent: int = 0
 
 
+@runtime_checkable
+class CorrelationSource(Protocol):
+    """What the online protocols and :class:`~privet.mpc.tensor.Session` ask of a dealer:
+    the full :class:`Dealer` (every party's rows) and a :class:`PartyDealer` (one row)."""
+
+    num_parties: int
+    stats: DealerStats
+
+    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask: ...
+
+    def mul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple: ...
+
+    def matmul_triple(
+        self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]
+    ) -> Triple: ...
+
+    def conv_triple(
+        self, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...], geometry: ConvGeometry
+    ) -> Triple: ...
+
+    def and_triples(self, shape: tuple[int, ...]) -> Triple: ...
+
+    def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair: ...
+
+    def comparison_mask(self, count: int) -> ComparisonMask: ...
+
+
 def pack_bits(bits: RingArray) -> RingArray:
     """Pack 0/1 values along the last axis, 64 per ``uint64`` word (bit ``k`` of word ``w``
     is element ``64 w + k``)."""
@@ -113,6 +169,187 @@ def unpack_bits(words: RingArray, count: int) -> RingArray:
     bits = np.unpackbits(raw, axis=-1, bitorder="little")[..., :count]
     unpacked: RingArray = bits.astype(np.uint64)
     return unpacked
+
+
+class Method(StrEnum):
+    """The correlations a dealer hands out, named as its methods."""
+
+    INPUT_MASK = "input_mask"
+    MUL = "mul_triple"
+    MATMUL = "matmul_triple"
+    CONV = "conv_triple"
+    AND = "and_triples"
+    TRUNCATION = "truncation_pair"
+    COMPARISON = "comparison_mask"
+
+
+# Per method: how many shapes and how many integer parameters a request carries.
+_ARITY: Final = {
+    Method.INPUT_MASK: (1, 1),  # owner
+    Method.MUL: (2, 0),
+    Method.MATMUL: (2, 0),
+    Method.CONV: (2, 4),  # stride (2), padding (2)
+    Method.AND: (1, 0),
+    Method.TRUNCATION: (1, 1),  # fractional bits
+    Method.COMPARISON: (0, 1),  # count
+}
+
+
+def _shape(value: object, name: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or len(value) > MAX_NDIM:
+        raise PrivacyError(f"{name} must be a tuple of at most {MAX_NDIM} ints, got {value!r:.80}")
+    dims = []
+    for dim in value:
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or not 0 <= dim < 2**62:
+            raise PrivacyError(f"{name} must hold ints in [0, 2**62), got {value!r:.80}")
+        dims.append(int(dim))
+    return tuple(dims)
+
+
+def _broadcast(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(left, right))
+    except ValueError:
+        raise PrivacyError(f"shapes must broadcast, got {left} and {right}") from None
+
+
+def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy's ``matmul`` result shape (a 1-d left operand is a row, a 1-d right a column)."""
+    if not left or not right:
+        raise PrivacyError(f"matmul operands must have >= 1 axis, got {left} and {right}")
+    lhs = left if len(left) > 1 else (1, *left)
+    rhs = right if len(right) > 1 else (*right, 1)
+    if lhs[-1] != rhs[-2]:
+        raise PrivacyError(f"matmul shapes must align, got {left} and {right}")
+    shape = (*_broadcast(lhs[:-2], rhs[:-2]), lhs[-2], rhs[-1])
+    if len(right) == 1:
+        shape = shape[:-1]
+    if len(left) == 1:
+        shape = (*shape[:-2], shape[-1]) if len(right) > 1 else shape[:-1]
+    return shape
+
+
+def _conv_shape(
+    images: tuple[int, ...], kernels: tuple[int, ...], geometry: ConvGeometry
+) -> tuple[int, ...]:
+    """:func:`~privet.mpc.ring.ring_conv2d`'s result shape, ``(..., N, O, H_out, W_out)``."""
+    if len(images) < 4 or len(kernels) < 4:
+        raise PrivacyError(
+            "images must be (..., N, C, H, W) and kernels (..., O, C, kh, kw), "
+            f"got shapes {images} and {kernels}"
+        )
+    if images[-3] != kernels[-3]:
+        raise PrivacyError(
+            f"kernel channels must equal image channels {images[-3]}, got {kernels[-3]}"
+        )
+    out_h, out_w = geometry.output_size((images[-2], images[-1]), (kernels[-2], kernels[-1]))
+    return (*_broadcast(images[:-3], (*kernels[:-4], 1)), kernels[-4], out_h, out_w)
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    """One dealer call, described by public values only: what crosses to the dealer process.
+
+    Parameters
+    ----------
+    method
+        Which correlation.
+    shapes
+        Its shape arguments: one (input mask, AND triples, truncation pair), two (left
+        and right operands, images and kernels) or none (comparison mask).
+    params
+        Its integer arguments: the owner (input mask), the fractional bits (truncation
+        pair), the count (comparison mask), or stride and padding (convolution).
+    """
+
+    method: Method
+    shapes: tuple[tuple[int, ...], ...] = ()
+    params: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            method = Method(self.method)
+        except ValueError:
+            names = ", ".join(m.value for m in Method)
+            raise PrivacyError(f"method must be one of {names}, got {self.method!r:.80}") from None
+        shape_count, param_count = _ARITY[method]
+        if not isinstance(self.shapes, tuple | list) or len(self.shapes) != shape_count:
+            raise PrivacyError(
+                f"{method.value} takes {shape_count} shapes, got {self.shapes!r:.80}"
+            )
+        if not isinstance(self.params, tuple | list) or len(self.params) != param_count:
+            raise PrivacyError(
+                f"{method.value} takes {param_count} integer parameters, got {self.params!r:.80}"
+            )
+        shapes = tuple(_shape(shape, f"{method.value} shape") for shape in self.shapes)
+        params = []
+        for value in self.params:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise PrivacyError(
+                    f"{method.value} parameters must be ints, got {self.params!r:.80}"
+                )
+            params.append(int(value))
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "shapes", shapes)
+        object.__setattr__(self, "params", tuple(params))
+        self.layout()  # incompatible shapes are refused here, before anything is drawn
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The convolution's stride and padding (``conv_triple`` requests only)."""
+        if self.method is not Method.CONV:
+            raise PrivacyError(f"geometry is defined for conv_triple, got {self.method.value}")
+        sh, sw, ph, pw = self.params
+        return ConvGeometry((sh, sw), (ph, pw))
+
+    def layout(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of the shares the dealer hands out for this item, in the order it draws
+        them from each party's stream (the fields of the returned record, in order)."""
+        shapes, params = self.shapes, self.params
+        match self.method:
+            case Method.INPUT_MASK:
+                return shapes
+            case Method.MUL:
+                return (*shapes, _broadcast(shapes[0], shapes[1]))
+            case Method.MATMUL:
+                return (*shapes, _matmul_shape(shapes[0], shapes[1]))
+            case Method.CONV:
+                return (*shapes, _conv_shape(shapes[0], shapes[1], self.geometry))
+            case Method.AND:
+                return shapes * 3
+            case Method.TRUNCATION:
+                if not 0 <= params[0] < 64:
+                    raise PrivacyError(f"fractional_bits must be in [0, 63], got {params[0]}")
+                return shapes * 3
+            case Method.COMPARISON:
+                count = params[0]
+                if count < 0:
+                    raise PrivacyError(f"count must be >= 0, got {count}")
+                words = packed_words(count)
+                return ((count,), (63, words), (words,), (words,), (count,))
+        raise PrivacyError(f"method has no layout: {self.method!r}")  # pragma: no cover
+
+    def nbytes(self) -> int:
+        """Bytes of one party's shares of this item (what the last party receives)."""
+        # Python integers: a hostile shape cannot wrap around int64 and slip under a cap.
+        return 8 * sum(math.prod(shape) for shape in self.layout())
+
+
+class Delivery(NamedTuple):
+    """The share stacks of one item in :meth:`ItemRequest.layout` order (party axis first:
+    all parties for a full dealer, one row for a party's view) and, where the item is an
+    input mask whose owner is local, the mask ``r`` itself."""
+
+    stacks: tuple[RingArray, ...]
+    value: RingArray | None
+
+
+def _check_owner(owner: object, num_parties: int) -> int:
+    if isinstance(owner, bool) or not isinstance(owner, int):
+        raise PrivacyError(f"owner must be a party index, got {owner!r}")
+    if not 0 <= owner < num_parties:
+        raise PrivacyError(f"owner must be in [0, {num_parties - 1}], got {owner}")
+    return owner
 
 
 class Dealer:
@@ -134,8 +371,41 @@ class Dealer:
         seeds = master.words((num_parties + 1, SEED_BYTES // 8))
         self.num_parties = num_parties
         self._secret = Prg(seeds[0].tobytes())
-        self._party_streams = [Prg(row.tobytes()) for row in seeds[1:num_parties]]
+        self._stream_seeds = tuple(row.tobytes() for row in seeds[1:num_parties])
+        self._party_streams = [Prg(seed) for seed in self._stream_seeds]
         self.stats = DealerStats()
+
+    def stream_seed(self, party: int) -> bytes:
+        """The seed of party ``party``'s share stream (``party < n - 1``): what the dealer
+        process sends that party once, so its shares never travel."""
+        last = self.num_parties - 2
+        if isinstance(party, bool) or not isinstance(party, int) or not 0 <= party <= last:
+            raise PrivacyError(
+                f"party must be in [0, {last}] (the last party's shares are sent), got {party!r}"
+            )
+        seed: bytes = self._stream_seeds[party]
+        return seed
+
+    def produce(self, request: ItemRequest) -> Delivery:
+        """The item ``request`` describes: exactly what the method it names returns."""
+        shapes, params = request.shapes, request.params
+        match request.method:
+            case Method.INPUT_MASK:
+                mask = self.input_mask(shapes[0], params[0])
+                return Delivery((mask.shares,), mask.value)
+            case Method.MUL:
+                item: tuple[RingArray, ...] = self.mul_triple(shapes[0], shapes[1])
+            case Method.MATMUL:
+                item = self.matmul_triple(shapes[0], shapes[1])
+            case Method.CONV:
+                item = self.conv_triple(shapes[0], shapes[1], request.geometry)
+            case Method.AND:
+                item = self.and_triples(shapes[0])
+            case Method.TRUNCATION:
+                item = self.truncation_pair(shapes[0], params[0])
+            case Method.COMPARISON:
+                item = self.comparison_mask(params[0])
+        return Delivery(tuple(item), None)
 
     # -- sharing -------------------------------------------------------------------------------
 
@@ -172,10 +442,7 @@ class Dealer:
 
     def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
         """A mask for secret-sharing ``owner``'s input: the owner opens ``x - r`` to all."""
-        if isinstance(owner, bool) or not isinstance(owner, int):
-            raise PrivacyError(f"owner must be a party index, got {owner!r}")
-        if not 0 <= owner < self.num_parties:
-            raise PrivacyError(f"owner must be in [0, {self.num_parties - 1}], got {owner}")
+        _check_owner(owner, self.num_parties)
         r = self._uniform(shape)
         shares = self._share(r)
         self.stats.bytes_sent += r.nbytes  # r itself also goes to the owner
@@ -216,13 +483,139 @@ class Dealer:
     def comparison_mask(self, count: int) -> ComparisonMask:
         """Randomness for one batch of ``count`` sign extractions (:class:`ComparisonMask`)."""
         r = self._uniform((count,))
-        positions = np.arange(63, dtype=np.uint64)[:, None]
-        low_bits = pack_bits((r[None, :] >> positions) & np.uint64(1))
+        planes = bit_planes(r)  # bit k of every element, packed: (64, W)
         rho = self._uniform((count,)) & np.uint64(1)
         return ComparisonMask(
             self._share(r),
-            self._share_bits(low_bits),
-            self._share_bits(pack_bits(r >> TOP_BIT)),
+            self._share_bits(planes[:63]),
+            self._share_bits(planes[63]),
             self._share_bits(pack_bits(rho)),
             self._share(rho),
         )
+
+
+class PartyDealer(Dealer):
+    """One party's view of a :class:`Dealer`: the same methods, one-row share stacks.
+
+    The rows equal row ``party`` of what ``Dealer(num_parties, seed)`` returns for the same
+    sequence of calls. Party ``i < n - 1`` draws them from its stream (``stream_seed``,
+    from :meth:`Dealer.stream_seed`): shapes only, no products computed, nothing received
+    but the mask ``r`` of an input it owns. The last party receives every row. Both come
+    through ``fetch``, called with the item's index (0, 1, ... in call order) and request.
+    :attr:`stats` counts what the full dealer's do, so the two agree.
+
+    It is a :class:`CorrelationSource`; it also subclasses :class:`Dealer` only because
+    :class:`~privet.mpc.tensor.Session` checks for that type (it holds no other party's
+    seed and computes nothing a dealer computes).
+
+    Parameters
+    ----------
+    num_parties
+        ``n >= 2`` computing parties.
+    party
+        This party's index.
+    stream_seed
+        Party ``i < n - 1``: its stream's seed; the last party: ``None``.
+    fetch
+        ``fetch(index, request)``: the last party's rows of every item; for the others,
+        only input masks they own arrive (``Delivery((), r)``).
+    """
+
+    def __init__(
+        self,
+        num_parties: int,
+        party: int,
+        stream_seed: bytes | None,
+        fetch: Callable[[int, ItemRequest], Delivery],
+    ) -> None:
+        if isinstance(num_parties, bool) or not isinstance(num_parties, int) or num_parties < 2:
+            raise PrivacyError(f"num_parties must be an integer >= 2, got {num_parties!r}")
+        if isinstance(party, bool) or not isinstance(party, int) or not 0 <= party < num_parties:
+            raise PrivacyError(f"party must be in [0, {num_parties - 1}], got {party!r}")
+        last = party == num_parties - 1
+        if last != (stream_seed is None):
+            wanted = "None (its shares are sent)" if last else f"{SEED_BYTES} bytes"
+            raise PrivacyError(
+                f"stream_seed of party {party} must be {wanted}, got {stream_seed!r:.20}"
+            )
+        self.num_parties = num_parties
+        self.party = party
+        self.stats = DealerStats()
+        self._stream = Prg(stream_seed) if stream_seed is not None else None
+        self._fetch = fetch
+        self._index = 0
+
+    def stream_seed(self, party: int) -> bytes:
+        raise PrivacyError("stream_seed is the full dealer's; a party's view holds no seeds")
+
+    def produce(self, request: ItemRequest) -> Delivery:
+        """This party's rows of the item ``request`` describes (and ``r`` for its inputs)."""
+        layout = request.layout()
+        index, self._index = self._index, self._index + 1
+        owned = request.method is Method.INPUT_MASK and request.params[0] == self.party
+        if self._stream is not None:
+            stacks = tuple(self._stream.words(shape)[None] for shape in layout)
+            value = self._fetch(index, request).value if owned else None
+        else:
+            stacks, value = self._fetch(index, request)
+        self._check(request, layout, Delivery(stacks, value), owned)
+        for shape in layout:
+            self.stats.items += 1
+            self.stats.bytes_sent += 8 * math.prod(shape)
+        if request.method is Method.INPUT_MASK:
+            self.stats.bytes_sent += 8 * math.prod(layout[0])
+        return Delivery(stacks, value)
+
+    def _check(
+        self, request: ItemRequest, layout: tuple[tuple[int, ...], ...], got: Delivery, owned: bool
+    ) -> None:
+        expected = [(1, *shape) for shape in layout]
+        shapes = [stack.shape if isinstance(stack, np.ndarray) else None for stack in got.stacks]
+        if shapes != expected or any(stack.dtype != np.uint64 for stack in got.stacks):
+            raise PrivacyError(
+                f"dealer rows for {request.method.value} must be uint64 of shapes {expected}, "
+                f"got {shapes}"
+            )
+        if owned != (got.value is not None):
+            raise PrivacyError(
+                f"the input mask's value must reach its owner only, got "
+                f"{'none' if got.value is None else 'one'} at party {self.party}"
+            )
+        if got.value is not None and (got.value.shape != layout[0] or got.value.dtype != np.uint64):
+            raise PrivacyError(
+                f"input mask value must be uint64 of shape {layout[0]}, got {got.value.shape}"
+            )
+
+    # -- the dealer's methods, answered from this party's rows --------------------------------
+
+    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
+        _check_owner(owner, self.num_parties)
+        stacks, value = self.produce(ItemRequest(Method.INPUT_MASK, (shape,), (owner,)))
+        return InputMask(stacks[0], value)
+
+    def mul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
+        return Triple(*self.produce(ItemRequest(Method.MUL, (left_shape, right_shape))).stacks)
+
+    def matmul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
+        request = ItemRequest(Method.MATMUL, (left_shape, right_shape))
+        return Triple(*self.produce(request).stacks)
+
+    def conv_triple(
+        self,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        geometry: ConvGeometry,
+    ) -> Triple:
+        params = (*geometry.stride, *geometry.padding)
+        request = ItemRequest(Method.CONV, (image_shape, kernel_shape), params)
+        return Triple(*self.produce(request).stacks)
+
+    def and_triples(self, shape: tuple[int, ...]) -> Triple:
+        return Triple(*self.produce(ItemRequest(Method.AND, (shape,))).stacks)
+
+    def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair:
+        request = ItemRequest(Method.TRUNCATION, (shape,), (fractional_bits,))
+        return TruncationPair(*self.produce(request).stacks)
+
+    def comparison_mask(self, count: int) -> ComparisonMask:
+        return ComparisonMask(*self.produce(ItemRequest(Method.COMPARISON, (), (count,))).stacks)

@@ -45,7 +45,7 @@ import numpy as np
 from privet.errors import PrivacyError
 from privet.mpc import protocols
 from privet.mpc.protocols import wrapping
-from privet.mpc.ring import RingArray
+from privet.mpc.ring import FixedPoint, RingArray
 from privet.mpc.tensor import SharedTensor
 
 __all__ = [
@@ -68,6 +68,8 @@ _NEWTON_STEPS: Final = 3
 
 
 def _axis(x: SharedTensor, axis: int) -> int:
+    if x.ndim == 0:
+        raise PrivacyError("x must have at least one axis, got a 0-d tensor")
     if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
         raise PrivacyError(f"axis must be in [{-x.ndim}, {x.ndim - 1}], got {axis!r}")
     return axis % x.ndim
@@ -229,6 +231,7 @@ def _normalizing_shift(f: int) -> int:
 
 def reciprocal_range(fractional_bits: int = 16) -> tuple[float, float]:
     """``[low, high)``: the magnitudes :func:`reciprocal` inverts within its bound."""
+    FixedPoint(fractional_bits)  # validates: [0, 30]
     return 2.0**-fractional_bits, 2.0 ** _normalizing_shift(fractional_bits)
 
 

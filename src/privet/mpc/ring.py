@@ -176,11 +176,25 @@ def ring_matmul(left: RingArray, right: RingArray) -> RingArray:
     :func:`ring_matmul_limbs`; both are exact, so results are identical.
     """
     left, right = _as_ring(left, "left"), _as_ring(right, "right")
+    _check_matmul_shapes(left.shape, right.shape)
     # Imported here: the kernel module imports this one, and torch stays optional.
     from privet.mpc.torch_kernels import torch_ring_matmul
 
     kernel = torch_ring_matmul()
     return kernel(left, right) if kernel is not None else ring_matmul_limbs(left, right)
+
+
+def _check_matmul_shapes(left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    """numpy's matmul rules, refused as PrivacyError before any kernel sees the operands."""
+    if not left or not right:
+        raise PrivacyError(f"matmul operands must have >= 1 axis, got {left} and {right}")
+    inner_right = right[-2] if len(right) > 1 else right[0]
+    if left[-1] != inner_right:
+        raise PrivacyError(f"matmul inner dimensions must agree, got {left} and {right}")
+    try:
+        np.broadcast_shapes(left[:-2], right[:-2])
+    except ValueError:
+        raise PrivacyError(f"matmul batch axes must broadcast, got {left} and {right}") from None
 
 
 def ring_matmul_limbs(left: RingArray, right: RingArray) -> RingArray:
@@ -192,25 +206,30 @@ def ring_matmul_limbs(left: RingArray, right: RingArray) -> RingArray:
     ``2^9``; longer ones are cut into chunks of that size.
     """
     left, right = _as_ring(left, "left"), _as_ring(right, "right")
+    _check_matmul_shapes(left.shape, right.shape)
     inner = left.shape[-1]
     if inner > _MAX_EXACT_INNER:
         total: RingArray | None = None
         for start in range(0, inner, _MAX_EXACT_INNER):
             stop = start + _MAX_EXACT_INNER
-            part = ring_matmul_limbs(left[..., start:stop], right[..., start:stop, :])
+            rows = right[start:stop] if right.ndim == 1 else right[..., start:stop, :]
+            part = ring_matmul_limbs(left[..., start:stop], rows)
             total = part if total is None else total + part
         if total is None:  # pragma: no cover - inner > 0 here
             raise PrivacyError("inner dimension must be >= 1")
         return total
     a, b = _limbs(left), _limbs(right)
     result: RingArray | None = None
-    for i in range(3):
-        for j in range(3 - i):
-            product = np.matmul(a[i], b[j]).astype(np.uint64) << np.uint64(_LIMB_BITS * (i + j))
-            result = product if result is None else result + product
+    # Two vectors give 0-d results, which numpy turns into scalars whose sums warn on wrap.
+    with np.errstate(over="ignore"):
+        for i in range(3):
+            for j in range(3 - i):
+                limb = np.asarray(np.matmul(a[i], b[j])).astype(np.uint64)
+                product = limb << np.uint64(_LIMB_BITS * (i + j))
+                result = product if result is None else result + product
     if result is None:  # pragma: no cover - the loops always run
         raise PrivacyError("ring_matmul produced nothing")
-    return result
+    return np.asarray(result, dtype=np.uint64)
 
 
 def ring_matmul_naive(left: RingArray, right: RingArray) -> RingArray:
@@ -285,6 +304,12 @@ def ring_conv2d(
         raise PrivacyError(
             f"kernel channels must equal image channels {images.shape[-3]}, got {kernels.shape[-3]}"
         )
+    try:
+        np.broadcast_shapes(images.shape[:-4], kernels.shape[:-4])
+    except ValueError:
+        raise PrivacyError(
+            f"leading axes must broadcast, got images {images.shape} and kernels {kernels.shape}"
+        ) from None
     kernel_hw = (kernels.shape[-2], kernels.shape[-1])
     ho, wo = geometry.output_size((images.shape[-2], images.shape[-1]), kernel_hw)
     cols = _im2col(images, kernel_hw, geometry)  # (..., N, L, K)

@@ -28,9 +28,10 @@ RingMatmul = Callable[[RingArray, RingArray], RingArray]
 def _matmul(left: RingArray, right: RingArray) -> RingArray:
     import torch
 
+    # Writable and contiguous: torch.from_numpy warns on read-only views (im2col's).
     product = torch.matmul(
-        torch.from_numpy(np.ascontiguousarray(left).view(np.int64)),
-        torch.from_numpy(np.ascontiguousarray(right).view(np.int64)),
+        torch.from_numpy(np.require(left, requirements=("C", "W")).view(np.int64)),
+        torch.from_numpy(np.require(right, requirements=("C", "W")).view(np.int64)),
     )
     result: RingArray = product.numpy().view(np.uint64)
     return result
