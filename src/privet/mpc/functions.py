@@ -104,61 +104,50 @@ def _add_public(x: SharedTensor, shares: RingArray, value: float, bits: int) -> 
 
 
 @wrapping
-def _sign(x: SharedTensor, shares: RingArray) -> RingArray:
-    """Integer 0/1 shares of ``[v < 0]``."""
-    return protocols.msb(x.session.runtime, x.session.dealer, shares)
-
-
-@wrapping
-def _not(x: SharedTensor, bits: RingArray) -> RingArray:
-    """Integer shares of ``1 - b``."""
-    return protocols.add_public(x.session.runtime, np.uint64(0) - bits, np.uint64(1))
-
-
-@wrapping
-def _relu_shares(x: SharedTensor, shares: RingArray) -> RingArray:
-    return _mul(x, shares, _not(x, _sign(x, shares)))
+def _signs_and_magnitude(x: SharedTensor) -> tuple[RingArray, RingArray, RingArray]:
+    """Integer shares of ``[x < 0]`` and of ``1 - 2 [x < 0]``, and shares of ``|x|``."""
+    negative = protocols.msb(x.session.runtime, x.session.dealer, x.shares)
+    signs = protocols.add_public(x.session.runtime, np.uint64(0) - 2 * negative, np.uint64(1))
+    return negative, signs, _mul(x, x.shares, signs)
 
 
 def relu_with_step(x: SharedTensor) -> tuple[SharedTensor, SharedTensor]:
     """``relu(x)`` and its derivative ``[x >= 0]`` (fixed-point 0/1) from one sign
     extraction: what backpropagation through a ReLU needs. Both exact."""
-    keep = _not(x, _sign(x, x.shares))
+    activation, keep = protocols.relu(x.session.runtime, x.session.dealer, x.shares)
     f = np.uint64(x.session.encoding.fractional_bits)
-    return SharedTensor(x.session, _mul(x, x.shares, keep)), SharedTensor(x.session, keep << f)
+    return SharedTensor(x.session, activation), SharedTensor(x.session, keep << f)
 
 
 # -- max and argmax ----------------------------------------------------------------------------
 
 
 @wrapping
-def _tournament(x: SharedTensor, axis: int, with_index: bool) -> tuple[RingArray, RingArray]:
+def _tournament(x: SharedTensor, axis: int, with_index: bool) -> tuple[RingArray, RingArray | None]:
     """Max along ``axis`` (moved last) and, if asked, integer one-hot shares of its position."""
+    session = x.session
     values = np.moveaxis(x.shares, axis + 1, -1)
-    length = values.shape[-1]
-    runtime = x.session.runtime
-    identity = np.eye(length, dtype=np.uint64)
-    index = protocols.add_public(
-        runtime, np.zeros((*values.shape, length), dtype=np.uint64), identity
-    )
+    index = None
+    if with_index:
+        length = values.shape[-1]
+        zeros = np.zeros((*values.shape, length), dtype=np.uint64)
+        index = protocols.add_public(session.runtime, zeros, np.eye(length, dtype=np.uint64))
     while values.shape[-1] > 1:
         pairs = values.shape[-1] // 2
-        left, right = values[..., 0 : 2 * pairs : 2], values[..., 1 : 2 * pairs : 2]
-        keep_left = _not(x, _sign(x, left - right))  # [left >= right]: ties keep the first
+        first, second = slice(0, 2 * pairs, 2), slice(1, 2 * pairs, 2)
+        left, right = values[..., first], values[..., second]
+        # [left >= right]: ties keep the first.
+        keep_left = protocols.nonnegative(session.runtime, session.dealer, left - right)
         difference = (left - right)[..., None]
-        if with_index:
-            left_index, right_index = (
-                index[..., 0 : 2 * pairs : 2, :],
-                index[..., 1::2, :][..., :pairs, :],
-            )
-            difference = np.concatenate([difference, left_index - right_index], axis=-1)
+        if index is not None:
+            positions = index[..., first, :] - index[..., second, :]
+            difference = np.concatenate([difference, positions], axis=-1)
         chosen = _mul(x, difference, keep_left[..., None])  # one round for both
-        winners = right + chosen[..., 0]
-        values = np.concatenate([winners, values[..., 2 * pairs :]], axis=-1)
-        if with_index:
-            winner_index = index[..., 1::2, :][..., :pairs, :] + chosen[..., None, 1:].squeeze(-2)
-            index = np.concatenate([winner_index, index[..., 2 * pairs :, :]], axis=-2)
-    return values[..., 0], index[..., 0, :]
+        values = np.concatenate([right + chosen[..., 0], values[..., 2 * pairs :]], axis=-1)
+        if index is not None:
+            winners = index[..., second, :] + chosen[..., 1:]
+            index = np.concatenate([winners, index[..., 2 * pairs :, :]], axis=-2)
+    return values[..., 0], None if index is None else index[..., 0, :]
 
 
 def max(x: SharedTensor, axis: int = -1, keepdims: bool = False) -> SharedTensor:
@@ -180,6 +169,8 @@ def argmax(x: SharedTensor, axis: int = -1) -> SharedTensor:
     if x.shape[axis] == 0:
         raise PrivacyError(f"axis {axis} must not be empty, got shape {x.shape}")
     _, one_hot = _tournament(x, axis, with_index=True)
+    if one_hot is None:  # pragma: no cover - asked for
+        raise PrivacyError("argmax lost its index")
     bits = np.moveaxis(one_hot, -1, axis + 1)
     return SharedTensor(x.session, bits << np.uint64(x.session.encoding.fractional_bits))
 
@@ -217,7 +208,9 @@ def exp(x: SharedTensor) -> SharedTensor:
 def _clamp_below(x: SharedTensor, shares: RingArray, lowest: float) -> RingArray:
     """``max(v, lowest)`` exactly: ``relu(v - lowest) + lowest``."""
     f = x.session.encoding.fractional_bits
-    return _add_public(x, _relu_shares(x, _add_public(x, shares, -lowest, f)), lowest, f)
+    runtime, dealer = x.session.runtime, x.session.dealer
+    shifted, _ = protocols.relu(runtime, dealer, _add_public(x, shares, -lowest, f))
+    return _add_public(x, shifted, lowest, f)
 
 
 # -- reciprocal --------------------------------------------------------------------------------
@@ -255,7 +248,9 @@ def _reciprocal_positive(x: SharedTensor, shares: RingArray) -> RingArray:
     exponents = np.arange(-f, shift, dtype=np.int64)  # k: compare |x| with 2^k
     thresholds = (np.int64(1) << (exponents + f)).view(np.uint64)
     differences = protocols.add_public(x.session.runtime, shares[..., None], -thresholds)
-    at_least = _not(x, _sign(x, differences))  # c_k = [|x| >= 2^k]
+    at_least = protocols.nonnegative(
+        x.session.runtime, x.session.dealer, differences
+    )  # c_k = [|x| >= 2^k]
     exactly = at_least.copy()
     exactly[..., :-1] -= at_least[..., 1:]  # one-hot at K = floor(log2 |x|)
     weights = (np.int64(1) << (shift - exponents - 1)).view(np.uint64)  # 2^(T - k - 1)
@@ -271,9 +266,7 @@ def reciprocal(x: SharedTensor, positive: bool = False) -> SharedTensor:
     sign (saving a sign extraction) when ``x > 0`` is known; 0 maps to 0."""
     if positive:
         return SharedTensor(x.session, _reciprocal_positive(x, x.shares))
-    negative = _sign(x, x.shares)
-    signs = protocols.add_public(x.session.runtime, np.uint64(0) - 2 * negative, np.uint64(1))
-    magnitude = _mul(x, x.shares, signs)
+    _, signs, magnitude = _signs_and_magnitude(x)
     return SharedTensor(x.session, _mul(x, _reciprocal_positive(x, magnitude), signs))
 
 
@@ -284,9 +277,7 @@ def reciprocal(x: SharedTensor, positive: bool = False) -> SharedTensor:
 def sigmoid(x: SharedTensor) -> SharedTensor:
     """``1 / (1 + e^-x)`` for every encodable ``x``; error at most ``2^-13``."""
     f = x.session.encoding.fractional_bits
-    negative = _sign(x, x.shares)
-    signs = protocols.add_public(x.session.runtime, np.uint64(0) - 2 * negative, np.uint64(1))
-    magnitude = _mul(x, x.shares, signs)
+    negative, _, magnitude = _signs_and_magnitude(x)
     decay = _exp_shares(x, _clamp_below(x, np.uint64(0) - magnitude, _EXP_LOWEST))
     # 1 / (1 + t) for t in (0, 1]: the linear start 24/17 - 8/17 w is the [1/2, 1) one, scaled.
     half = _newton_reciprocal(x, _add_public(x, decay, 1.0, f), (24 / 17, 8 / 17))

@@ -60,6 +60,8 @@ __all__ = [
     "matmul_public",
     "msb",
     "mul",
+    "nonnegative",
+    "relu",
     "truncate",
 ]
 
@@ -256,6 +258,20 @@ def msb(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
     e = unpack_bits(runtime.open_bits(sign ^ rho_bits), count)
     arithmetic = add_public(runtime, rho * (np.uint64(1) - np.uint64(2) * e), e)
     return arithmetic.reshape(x.shape)
+
+
+@wrapping
+def nonnegative(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
+    """Integer 0/1 shares of ``[x >= 0]``: ``1 - msb(x)``, exact, 8 rounds."""
+    return add_public(runtime, np.uint64(0) - msb(runtime, dealer, x), np.uint64(1))
+
+
+@wrapping
+def relu(runtime: Runtime, dealer: Dealer, x: RingArray) -> tuple[RingArray, RingArray]:
+    """Shares of ``max(x, 0)`` and the integer bits ``[x >= 0]``; exact, 9 rounds (the
+    product with an integer bit needs no truncation)."""
+    keep = nonnegative(runtime, dealer, x)
+    return mul(runtime, dealer, x, keep), keep
 
 
 def check_same_parties(runtime: Runtime, dealer: Dealer) -> None:

@@ -296,9 +296,7 @@ class SharedTensor:
 
     def relu(self) -> SharedTensor:
         """``max(x, 0)``, exactly: ``x * (1 - msb(x))`` with an integer bit (no truncation)."""
-        keep = np.uint64(0) - self._sign()  # -msb ...
-        keep = protocols.add_public(self._runtime, keep, np.uint64(1))  # ... + 1
-        product = protocols.mul(self._runtime, self.session.dealer, self.shares, keep)
+        product, _ = protocols.relu(self._runtime, self.session.dealer, self.shares)
         return self._new(product)
 
     # -- output --------------------------------------------------------------------------------
