@@ -158,8 +158,10 @@ def test_stream_seeds_are_the_full_dealers_only() -> None:
     with pytest.raises(PrivacyError, match=r"party must be in \[0, 1\] \(the last party's"):
         dealer.stream_seed(2)
     view = PartyDealer(3, 0, dealer.stream_seed(0), lambda i, r: Delivery((), None))
-    with pytest.raises(PrivacyError, match="a party's view holds no seeds"):
-        view.stream_seed(0)
+    # A view is a correlation source, not a dealer: it holds no seed but its own stream's.
+    assert isinstance(view, CorrelationSource)
+    assert not isinstance(view, Dealer)
+    assert not hasattr(view, "stream_seed")
 
 
 def test_bad_requests_are_refused_before_anything_is_drawn() -> None:

@@ -31,7 +31,7 @@ from privet.mpc import (
     connect,
     launch,
 )
-from privet.mpc.dealer import ItemRequest, Method
+from privet.mpc.dealer import DealerPlan, ItemRequest, Method
 from privet.mpc.dealer_service import serve
 from privet.mpc.messages import (
     OPEN_BITS,
@@ -47,6 +47,8 @@ from privet.mpc.messages import (
     encode_request,
     encode_round,
     encode_setup,
+    plan_array,
+    plan_from_array,
 )
 from privet.mpc.network import party_dealer
 from privet.mpc.transport import MemoryHub, PeerAborted, ProtocolError, node_names
@@ -75,8 +77,11 @@ def assert_same_as_simulator(
             np.testing.assert_array_equal(got, expected, err_msg=name)
 
 
-def run_in_threads(n: int, timeout: float = 20.0) -> tuple[list[Any], DealerStats]:
-    """Every party and the dealer as threads over one in-memory hub."""
+def run_in_threads(
+    n: int, timeout: float = 20.0, plan: DealerPlan | None = None, matmul: bool = True
+) -> tuple[list[Any], DealerStats]:
+    """Every party and the dealer as threads over one in-memory hub (the dealer streaming
+    ``plan``'s items ahead, if given)."""
     hub = MemoryHub(node_names(n))
     results: list[Any] = [None] * n
     served: list[DealerStats] = []
@@ -87,7 +92,7 @@ def run_in_threads(n: int, timeout: float = 20.0) -> tuple[list[Any], DealerStat
         try:
             runtime = NetworkRuntime(index, n, transport, timeout)
             session = Session(runtime, party_dealer(transport, index, n, timeout))
-            results[index] = (program(session), runtime.stats, session.dealer.stats)
+            results[index] = (program(session, matmul), runtime.stats, session.dealer.stats)
         except BaseException as error:
             errors.append(error)
             transport.abort(repr(error))
@@ -97,7 +102,7 @@ def run_in_threads(n: int, timeout: float = 20.0) -> tuple[list[Any], DealerStat
     def dealer() -> None:
         transport = hub.endpoint(n)
         try:
-            served.append(serve(Dealer(n, SEED), transport, timeout=timeout))
+            served.append(serve(Dealer(n, SEED), transport, plan=plan, timeout=timeout))
         except BaseException as error:
             errors.append(error)
             transport.abort(repr(error))
@@ -127,6 +132,42 @@ def test_threads_over_memory_match_the_simulator_bit_for_bit(n: int) -> None:
     assert session.runtime.stats.rounds > 40  # the program is not trivial
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_dealer_streaming_a_plan_ahead_gives_the_same_bits(n: int) -> None:
+    """The simulator's dealer records the plan; a dealer thread sends every planned item
+    before it is asked for, and nothing changes: shares, openings, statistics."""
+    reference, session = simulated(n)
+    plan = session.dealer.plan()
+    assert isinstance(session.dealer, Dealer)
+    assert len(plan) > 20
+    results, dealer_stats = run_in_threads(n, plan=plan)
+    for party, (outputs, comm, dealer_view) in enumerate(results):
+        assert_same_as_simulator(outputs, party, reference)
+        assert comm == session.runtime.stats
+        assert dealer_view == session.dealer.stats
+    assert dealer_stats == session.dealer.stats
+
+
+def test_a_plan_that_does_not_match_the_program_stops_the_run_by_name() -> None:
+    """The program departs from the plan at item 5: the last party refuses the streamed item
+    by name. A plan longer than the program: the dealer says the party left before taking
+    it all. (A plan shorter than the program is a prefix: the rest is made on request.)"""
+    _, full = simulated(2, matmul=True)
+    requests = list(full.dealer.plan().requests)
+    requests[5] = ItemRequest(Method.AND, ((7,),))
+    with pytest.raises(
+        ProtocolError, match=r"dealer sent item 5 as and_triples\(\(7,\)\), but the program"
+    ):
+        run_in_threads(2, plan=DealerPlan(2, tuple(requests)))
+    with pytest.raises(ProtocolError, match=r"finished before taking the .* items of the plan"):
+        run_in_threads(2, plan=full.dealer.plan(), matmul=False)
+    reference, light = simulated(2, matmul=False)
+    prefix = DealerPlan(2, light.dealer.plan().requests[:10])
+    results, _ = run_in_threads(2, plan=prefix, matmul=False)
+    for party, (outputs, _, _) in enumerate(results):
+        assert_same_as_simulator(outputs, party, reference)
+
+
 # -- processes ---------------------------------------------------------------------------------
 
 
@@ -144,6 +185,14 @@ def test_three_processes_match_the_simulator_bit_for_bit() -> None:
     assert result.dealer_stats == session.dealer.stats
     # The dealer sends the last party's shares and the input masks, plus seeds and framing.
     assert result.dealer_wire_bytes > result.dealer_stats.bytes_sent
+    # The dealer reports the plan; streamed ahead in a second run, it changes no bit.
+    assert result.plan == session.dealer.plan()
+    assert result.dealer_stats.seconds > 0
+    ahead = launch(SCRIPT, num_parties=2, seed=SEED, args=["full"], timeout=30, plan=result.plan)
+    for party in ahead.parties:
+        assert_same_as_simulator(dict(party.outputs), party.party, reference)
+        assert party.stats == session.runtime.stats
+    assert ahead.dealer_stats == session.dealer.stats
     # And a different seed gives different shares, with the same revealed values.
     other = launch(SCRIPT, num_parties=2, seed=bytes(32), args=["light"], timeout=30)
     assert not np.array_equal(other.parties[0].outputs["sum.shares"], reference["sum.shares"][:1])
@@ -306,7 +355,10 @@ def test_network_runtime_refuses_bad_arguments() -> None:
 
 def test_the_dealer_refuses_requests_out_of_order_or_too_large() -> None:
     for payload, message in [
-        (encode_request(3, ItemRequest(Method.AND, ((2,),))), "requested item 3, but the dealer"),
+        (
+            encode_request(3, ItemRequest(Method.AND, ((2,),))),
+            "sent mpc.request for item 3, but this node is at item 0",
+        ),
         (encode_round(OPEN_RING, 0, np.zeros(1, np.uint64)), "message kind must be 'mpc.req"),
         (encode_request(0, ItemRequest(Method.AND, ((10**6,),))), "above max_item_bytes=1000"),
         # 2^80 elements: an int64 product would wrap to 0 and pass any cap.
@@ -323,14 +375,16 @@ def test_the_dealer_refuses_requests_out_of_order_or_too_large() -> None:
     bad = encode_request(0, ItemRequest(Method.AND, ((2,),))).replace(
         b"and_triples", b"or_triples_"
     )
-    with pytest.raises(ProtocolError, match="sent a bad request for item 0: method must be one of"):
+    with pytest.raises(
+        ProtocolError, match="sent a bad item description for item 0: method must be one of"
+    ):
         decode_request(bad, 0, "party 1")
 
 
 def test_a_party_refuses_dealer_items_that_do_not_fit_its_request() -> None:
     request = ItemRequest(Method.AND, ((2,),))
     row = np.zeros(2, dtype=np.uint64)
-    good = encode_item(5, [row, row, row], None)
+    good = encode_item(5, request, [row, row, row], None)
     assert [s.shape for s in decode_item(good, 5, request, False, "dealer").stacks] == [(1, 2)] * 3
     with pytest.raises(
         ProtocolError, match=r"dealer sent mpc\.item for item 5, but this node is at"
@@ -338,9 +392,15 @@ def test_a_party_refuses_dealer_items_that_do_not_fit_its_request() -> None:
         decode_item(good, 6, request, False, "dealer")
     with pytest.raises(ProtocolError, match=r"with arrays \['0', '1', '2'\], expected \['0', '1',"):
         decode_item(good, 5, request, True, "dealer")  # an owner's mask is missing
-    short = encode_item(5, [row, row, np.zeros(3, np.uint64)], None)
+    short = encode_item(5, request, [row, row, np.zeros(3, np.uint64)], None)
     with pytest.raises(ProtocolError, match=r"part 2 for item 5 of uint64 \(3,\), expected"):
         decode_item(short, 5, request, False, "dealer")
+    # An item made for another request (a plan that departs from the program) is named.
+    other = encode_item(5, ItemRequest(Method.AND, ((3,),)), [row, row, row], None)
+    with pytest.raises(
+        ProtocolError, match=r"item 5 as and_triples\(\(3,\)\), but the program asks for "
+    ):
+        decode_item(other, 5, request, False, "dealer")
 
 
 def test_an_abort_reaches_every_party_with_its_reason() -> None:
@@ -354,7 +414,9 @@ def test_an_abort_reaches_every_party_with_its_reason() -> None:
 def test_setup_and_report_messages_round_trip() -> None:
     setup = Setup("party", 1, 3, (1000, 1001, 1002), SEED, 5, "/tmp/r", 2.5, None, 12)
     assert decode_setup(encode_setup(setup)) == setup
-    dealer = Setup("dealer", 3, 3, (1000, 1001, 1002), SEED, -1, "/tmp/r", 2.5, bytes(32))
+    dealer = Setup(
+        "dealer", 3, 3, (1000, 1001, 1002), SEED, -1, "/tmp/r", 2.5, bytes(32), 16, "/tmp/p"
+    )
     assert decode_setup(encode_setup(dealer)) == dealer
     with pytest.raises(ProtocolError, match="setup node must be a party index or the dealer"):
         decode_setup(encode_setup(Setup("dealer", 1, 3, (1, 2, 3), SEED, -1, "r", 1.0)))
@@ -364,6 +426,17 @@ def test_setup_and_report_messages_round_trip() -> None:
     back = decode_report(encode_report(report), "party 1")
     assert (back.node, back.rounds, back.bytes_sent, back.error) == (1, 3, 48, None)
     np.testing.assert_array_equal(back.outputs["y"], np.arange(3.0))
+    assert back.plan is None
+    _, session = simulated(2, matmul=False)
+    plan = session.dealer.plan()
+    dealer_report = NodeReport(2, dealer_seconds=0.25, plan=plan_array(plan))
+    back = decode_report(encode_report(dealer_report), "dealer")
+    assert back.dealer_seconds == 0.25
+    assert back.outputs == {}
+    assert back.plan is not None
+    assert plan_from_array(2, back.plan, "dealer") == plan
+    with pytest.raises(PrivacyError, match=r"a plan .the dealer's. or outputs"):
+        encode_report(NodeReport(2, outputs={"y": np.zeros(1)}, plan=plan_array(plan)))
     failed = decode_report(encode_report(NodeReport(2, error="PeerLost: x")), "dealer")
     assert failed.error == "PeerLost: x"
 

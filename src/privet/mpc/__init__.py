@@ -4,7 +4,8 @@
   and convolution.
 * :mod:`~privet.mpc.dealer`: the seeded dealer ("crypto provider") with
   seed-compressed shares of Beaver, matmul, convolution and AND triples,
-  truncation pairs and comparison masks.
+  truncation pairs and comparison masks, made on request or ahead of time
+  from a :class:`DealerPlan` a previous run recorded.
 * :mod:`~privet.mpc.runtime`: who holds which shares; the in-process simulator.
 * :mod:`~privet.mpc.protocols`: the online protocols over share arrays.
 * :mod:`~privet.mpc.tensor`: :class:`Session` and :class:`SharedTensor`.
@@ -27,9 +28,10 @@ inputs; each party sees only uniformly masked opened values.
 from __future__ import annotations
 
 from privet.mpc.convolution import avg_pool2d, conv2d, max_pool2d
-from privet.mpc.dealer import Dealer, DealerStats, PartyDealer
+from privet.mpc.dealer import CorrelationSource, Dealer, DealerPlan, DealerStats, PartyDealer
 from privet.mpc.functions import argmax, exp, reciprocal, sigmoid, softmax
 from privet.mpc.launcher import LaunchError, LaunchResult, PartyResult, launch
+from privet.mpc.messages import decode_plan, encode_plan
 from privet.mpc.network import NetworkRuntime
 from privet.mpc.party import PartyRun, connect
 from privet.mpc.ring import RING_BITS, FixedPoint, ring_matmul
@@ -41,7 +43,9 @@ from privet.mpc.transport import MpcNetworkError
 __all__ = [
     "RING_BITS",
     "CommStats",
+    "CorrelationSource",
     "Dealer",
+    "DealerPlan",
     "DealerStats",
     "FixedPoint",
     "LaunchError",
@@ -60,6 +64,8 @@ __all__ = [
     "avg_pool2d",
     "connect",
     "conv2d",
+    "decode_plan",
+    "encode_plan",
     "exp",
     "launch",
     "max_pool2d",

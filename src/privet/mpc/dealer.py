@@ -31,8 +31,10 @@ items in the same order and gets exactly the rows of the full dealer.
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
@@ -54,6 +56,7 @@ __all__ = [
     "ComparisonMask",
     "CorrelationSource",
     "Dealer",
+    "DealerPlan",
     "DealerStats",
     "Delivery",
     "InputMask",
@@ -119,10 +122,14 @@ class ComparisonMask(NamedTuple):
 
 @dataclass
 class DealerStats:
-    """What the dealer produced: items, and the bytes it must send (the last party's)."""
+    """What the dealer produced: share arrays, the bytes it must send (the last party's
+    rows and the masks for inputs' owners), and the seconds it spent producing them
+    (drawing, multiplying, sharing; a party's view spends none, and two runs never
+    agree on time, so equality ignores it)."""
 
     items: int = 0
     bytes_sent: int = 0
+    seconds: float = field(default=0.0, compare=False)
 
 
 @runtime_checkable
@@ -329,10 +336,62 @@ class ItemRequest:
                 return ((count,), (63, words), (words,), (words,), (count,))
         raise PrivacyError(f"method has no layout: {self.method!r}")  # pragma: no cover
 
+    def describe(self) -> str:
+        """``method(shapes; params)``, as error messages name an item."""
+        shapes = ", ".join(str(shape) for shape in self.shapes)
+        params = f"; {', '.join(map(str, self.params))}" if self.params else ""
+        return f"{self.method.value}({shapes}{params})"
+
     def nbytes(self) -> int:
         """Bytes of one party's shares of this item (what the last party receives)."""
         # Python integers: a hostile shape cannot wrap around int64 and slip under a cap.
         return 8 * sum(math.prod(shape) for shape in self.layout())
+
+
+@dataclass(frozen=True)
+class DealerPlan:
+    """The items a program asks its dealer for, in order: public shapes only.
+
+    The sequence depends on the program and its inputs' shapes, never on their
+    values, so a plan recorded once (:meth:`Dealer.plan`) serves every later run
+    of the same program on inputs of the same shapes: the dealer makes its items
+    ahead of time (:meth:`Dealer.preprocess`; the dealer process streams them,
+    :func:`~privet.mpc.launcher.launch`'s ``plan``).
+
+    Parameters
+    ----------
+    num_parties
+        ``n >= 2`` computing parties.
+    requests
+        The items, in the order the program asks for them.
+    """
+
+    num_parties: int
+    requests: tuple[ItemRequest, ...]
+
+    def __post_init__(self) -> None:
+        n = self.num_parties
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise PrivacyError(f"num_parties must be an integer >= 2, got {n!r}")
+        if not isinstance(self.requests, tuple) or not all(
+            isinstance(request, ItemRequest) for request in self.requests
+        ):
+            raise PrivacyError(
+                f"requests must be a tuple of ItemRequest, got {self.requests!r:.80}"
+            )
+        for index, request in enumerate(self.requests):
+            if request.method is Method.INPUT_MASK and not 0 <= request.params[0] < n:
+                raise PrivacyError(
+                    f"item {index}'s owner must be in [0, {n - 1}], got {request.params[0]}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def nbytes(self) -> int:
+        """Bytes of one party's rows of every item: what the dealer sends the last party
+        (the masks for inputs' owners aside), and what it holds per party when made ahead."""
+        return sum(request.nbytes() for request in self.requests)
 
 
 class Delivery(NamedTuple):
@@ -352,8 +411,64 @@ def _check_owner(owner: object, num_parties: int) -> int:
     return owner
 
 
-class Dealer:
+class _Correlations:
+    """The :class:`CorrelationSource` methods, each one :class:`ItemRequest` answered by
+    :meth:`produce` (a full dealer's or a party's view)."""
+
+    num_parties: int
+
+    def produce(self, request: ItemRequest) -> Delivery:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
+        """A mask for secret-sharing ``owner``'s input: the owner opens ``x - r`` to all."""
+        _check_owner(owner, self.num_parties)
+        stacks, value = self.produce(ItemRequest(Method.INPUT_MASK, (shape,), (owner,)))
+        return InputMask(stacks[0], value)
+
+    def mul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
+        """``c = a * b`` elementwise with numpy broadcasting (``c`` has the broadcast shape)."""
+        return Triple(*self.produce(ItemRequest(Method.MUL, (left_shape, right_shape))).stacks)
+
+    def matmul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
+        """``c = a @ b`` in the ring (numpy matmul semantics)."""
+        request = ItemRequest(Method.MATMUL, (left_shape, right_shape))
+        return Triple(*self.produce(request).stacks)
+
+    def conv_triple(
+        self,
+        image_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        geometry: ConvGeometry,
+    ) -> Triple:
+        """``c = conv2d(a, b)`` in the ring (:func:`~privet.mpc.ring.ring_conv2d`): images
+        ``(N, C, H, W)``, kernels ``(O, C, kh, kw)``."""
+        params = (*geometry.stride, *geometry.padding)
+        request = ItemRequest(Method.CONV, (image_shape, kernel_shape), params)
+        return Triple(*self.produce(request).stacks)
+
+    def and_triples(self, shape: tuple[int, ...]) -> Triple:
+        """Packed bitwise triples ``c = a & b`` as XOR shares."""
+        return Triple(*self.produce(ItemRequest(Method.AND, (shape,))).stacks)
+
+    def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair:
+        """Shares of ``r``, ``(r mod 2^63) >> f`` and ``r >> 63`` for
+        :func:`~privet.mpc.protocols.truncate`."""
+        request = ItemRequest(Method.TRUNCATION, (shape,), (fractional_bits,))
+        return TruncationPair(*self.produce(request).stacks)
+
+    def comparison_mask(self, count: int) -> ComparisonMask:
+        """Randomness for one batch of ``count`` sign extractions (:class:`ComparisonMask`)."""
+        return ComparisonMask(*self.produce(ItemRequest(Method.COMPARISON, (), (count,))).stacks)
+
+
+class Dealer(_Correlations):
     """Correlated randomness for ``num_parties`` parties, shares seed-compressed.
+
+    Items are made when the protocols ask for them, or ahead of time: every item
+    the dealer made is in :meth:`plan`, and :meth:`preprocess` makes a plan's
+    items at once (the offline phase), so that the online phase only takes them.
+    Either way the items are the same, bit for bit, for the same seed.
 
     Parameters
     ----------
@@ -374,6 +489,9 @@ class Dealer:
         self._stream_seeds = tuple(row.tobytes() for row in seeds[1:num_parties])
         self._party_streams = [Prg(seed) for seed in self._stream_seeds]
         self.stats = DealerStats()
+        self._made: list[ItemRequest] = []
+        self._ahead: deque[tuple[ItemRequest, Delivery]] = deque()
+        self._taken = 0
 
     def stream_seed(self, party: int) -> bytes:
         """The seed of party ``party``'s share stream (``party < n - 1``): what the dealer
@@ -386,28 +504,90 @@ class Dealer:
         seed: bytes = self._stream_seeds[party]
         return seed
 
+    # -- ahead of time -------------------------------------------------------------------------
+
+    def plan(self) -> DealerPlan:
+        """Every item this dealer has made so far, in order: the plan a later run of the
+        same program on inputs of the same shapes will ask for."""
+        return DealerPlan(self.num_parties, tuple(self._made))
+
+    @property
+    def items_ahead(self) -> int:
+        """Items made by :meth:`preprocess` and not yet taken."""
+        return len(self._ahead)
+
+    def preprocess(self, plan: DealerPlan) -> float:
+        """Make every item of ``plan`` now (the offline phase); returns the seconds it took.
+
+        The protocols then take them in order; each request must be the plan's next
+        item, else :class:`~privet.errors.PrivacyError` names both (a plan recorded from
+        another program, or from inputs of other shapes). Once the plan is used up, items
+        are made on request again. The items are held in memory until taken: the
+        plan's :meth:`~privet.mpc.plan.DealerPlan.nbytes` times the number of parties.
+        """
+        if not isinstance(plan, DealerPlan):
+            raise PrivacyError(f"plan must be a privet.mpc DealerPlan, got {plan!r:.80}")
+        if plan.num_parties != self.num_parties:
+            raise PrivacyError(
+                f"plan must be for {self.num_parties} parties, got one for {plan.num_parties}"
+            )
+        started = time.perf_counter()
+        for request in plan.requests:
+            self._ahead.append((request, self._make(request)))
+        return time.perf_counter() - started
+
     def produce(self, request: ItemRequest) -> Delivery:
         """The item ``request`` describes: exactly what the method it names returns."""
+        index, self._taken = self._taken, self._taken + 1
+        if self._ahead:
+            planned, delivery = self._ahead.popleft()
+            if planned != request:
+                self._ahead.clear()  # the streams have moved on: nothing left is usable
+                raise PrivacyError(
+                    f"item {index} must follow the plan, which has {planned.describe()}, "
+                    f"but the program asks for {request.describe()}: record the plan from "
+                    "the same program on inputs of the same shapes"
+                )
+            return delivery
+        return self._make(request)
+
+    def _make(self, request: ItemRequest) -> Delivery:
+        started = time.perf_counter()
         shapes, params = request.shapes, request.params
         match request.method:
             case Method.INPUT_MASK:
-                mask = self.input_mask(shapes[0], params[0])
-                return Delivery((mask.shares,), mask.value)
+                _check_owner(params[0], self.num_parties)
+                r = self._uniform(shapes[0])
+                delivery = Delivery((self._share(r),), r)
+                self.stats.bytes_sent += r.nbytes  # r itself also goes to the owner
             case Method.MUL:
-                item: tuple[RingArray, ...] = self.mul_triple(shapes[0], shapes[1])
+                a, b = self._uniform(shapes[0]), self._uniform(shapes[1])
+                delivery = self._shared(a, b, a * b)
             case Method.MATMUL:
-                item = self.matmul_triple(shapes[0], shapes[1])
+                a, b = self._uniform(shapes[0]), self._uniform(shapes[1])
+                delivery = self._shared(a, b, ring_matmul(a, b))
             case Method.CONV:
-                item = self.conv_triple(shapes[0], shapes[1], request.geometry)
+                a, b = self._uniform(shapes[0]), self._uniform(shapes[1])
+                delivery = self._shared(a, b, ring_conv2d(a, b, request.geometry))
             case Method.AND:
-                item = self.and_triples(shapes[0])
+                a, b = self._uniform(shapes[0]), self._uniform(shapes[0])
+                delivery = Delivery(
+                    (self._share_bits(a), self._share_bits(b), self._share_bits(a & b)), None
+                )
             case Method.TRUNCATION:
-                item = self.truncation_pair(shapes[0], params[0])
+                r = self._uniform(shapes[0])
+                low_shifted = (r & LOW_MASK) >> np.uint64(params[0])
+                delivery = self._shared(r, low_shifted, r >> TOP_BIT)
             case Method.COMPARISON:
-                item = self.comparison_mask(params[0])
-        return Delivery(tuple(item), None)
+                delivery = self._comparison_mask(params[0])
+        self._made.append(request)
+        self.stats.seconds += time.perf_counter() - started
+        return delivery
 
     # -- sharing -------------------------------------------------------------------------------
+
+    def _shared(self, *values: RingArray) -> Delivery:
+        return Delivery(tuple(self._share(value) for value in values), None)
 
     def _share(self, value: RingArray) -> RingArray:
         """Additive shares of ``value`` (party axis first); the last party's is the rest."""
@@ -438,63 +618,21 @@ class Dealer:
     def _uniform(self, shape: Sequence[int]) -> RingArray:
         return self._secret.words(tuple(shape))
 
-    # -- correlations --------------------------------------------------------------------------
-
-    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
-        """A mask for secret-sharing ``owner``'s input: the owner opens ``x - r`` to all."""
-        _check_owner(owner, self.num_parties)
-        r = self._uniform(shape)
-        shares = self._share(r)
-        self.stats.bytes_sent += r.nbytes  # r itself also goes to the owner
-        return InputMask(shares, r)
-
-    def mul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
-        """``c = a * b`` elementwise with numpy broadcasting (``c`` has the broadcast shape)."""
-        a, b = self._uniform(left_shape), self._uniform(right_shape)
-        return Triple(self._share(a), self._share(b), self._share(a * b))
-
-    def matmul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
-        """``c = a @ b`` in the ring (numpy matmul semantics)."""
-        a, b = self._uniform(left_shape), self._uniform(right_shape)
-        return Triple(self._share(a), self._share(b), self._share(ring_matmul(a, b)))
-
-    def conv_triple(
-        self,
-        image_shape: tuple[int, ...],
-        kernel_shape: tuple[int, ...],
-        geometry: ConvGeometry,
-    ) -> Triple:
-        """``c = conv2d(a, b)`` in the ring (:func:`~privet.mpc.ring.ring_conv2d`): images
-        ``(N, C, H, W)``, kernels ``(O, C, kh, kw)``."""
-        a, b = self._uniform(image_shape), self._uniform(kernel_shape)
-        return Triple(self._share(a), self._share(b), self._share(ring_conv2d(a, b, geometry)))
-
-    def and_triples(self, shape: tuple[int, ...]) -> Triple:
-        """Packed bitwise triples ``c = a & b`` as XOR shares."""
-        a, b = self._uniform(shape), self._uniform(shape)
-        return Triple(self._share_bits(a), self._share_bits(b), self._share_bits(a & b))
-
-    def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair:
-        """Shares of ``r``, ``(r mod 2^63) >> f`` and ``r >> 63`` for :func:`truncate`."""
-        r = self._uniform(shape)
-        low_shifted = (r & LOW_MASK) >> np.uint64(fractional_bits)
-        return TruncationPair(self._share(r), self._share(low_shifted), self._share(r >> TOP_BIT))
-
-    def comparison_mask(self, count: int) -> ComparisonMask:
-        """Randomness for one batch of ``count`` sign extractions (:class:`ComparisonMask`)."""
+    def _comparison_mask(self, count: int) -> Delivery:
         r = self._uniform((count,))
         planes = bit_planes(r)  # bit k of every element, packed: (64, W)
         rho = self._uniform((count,)) & np.uint64(1)
-        return ComparisonMask(
+        stacks = (
             self._share(r),
             self._share_bits(planes[:63]),
             self._share_bits(planes[63]),
             self._share_bits(pack_bits(rho)),
             self._share(rho),
         )
+        return Delivery(stacks, None)
 
 
-class PartyDealer(Dealer):
+class PartyDealer(_Correlations):
     """One party's view of a :class:`Dealer`: the same methods, one-row share stacks.
 
     The rows equal row ``party`` of what ``Dealer(num_parties, seed)`` returns for the same
@@ -502,11 +640,8 @@ class PartyDealer(Dealer):
     from :meth:`Dealer.stream_seed`): shapes only, no products computed, nothing received
     but the mask ``r`` of an input it owns. The last party receives every row. Both come
     through ``fetch``, called with the item's index (0, 1, ... in call order) and request.
-    :attr:`stats` counts what the full dealer's do, so the two agree.
-
-    It is a :class:`CorrelationSource`; it also subclasses :class:`Dealer` only because
-    :class:`~privet.mpc.tensor.Session` checks for that type (it holds no other party's
-    seed and computes nothing a dealer computes).
+    :attr:`stats` counts what the full dealer's do, so the two agree. It holds no other
+    party's seed and computes nothing a dealer computes.
 
     Parameters
     ----------
@@ -545,9 +680,6 @@ class PartyDealer(Dealer):
         self._fetch = fetch
         self._index = 0
 
-    def stream_seed(self, party: int) -> bytes:
-        raise PrivacyError("stream_seed is the full dealer's; a party's view holds no seeds")
-
     def produce(self, request: ItemRequest) -> Delivery:
         """This party's rows of the item ``request`` describes (and ``r`` for its inputs)."""
         layout = request.layout()
@@ -585,37 +717,3 @@ class PartyDealer(Dealer):
             raise PrivacyError(
                 f"input mask value must be uint64 of shape {layout[0]}, got {got.value.shape}"
             )
-
-    # -- the dealer's methods, answered from this party's rows --------------------------------
-
-    def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
-        _check_owner(owner, self.num_parties)
-        stacks, value = self.produce(ItemRequest(Method.INPUT_MASK, (shape,), (owner,)))
-        return InputMask(stacks[0], value)
-
-    def mul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
-        return Triple(*self.produce(ItemRequest(Method.MUL, (left_shape, right_shape))).stacks)
-
-    def matmul_triple(self, left_shape: tuple[int, ...], right_shape: tuple[int, ...]) -> Triple:
-        request = ItemRequest(Method.MATMUL, (left_shape, right_shape))
-        return Triple(*self.produce(request).stacks)
-
-    def conv_triple(
-        self,
-        image_shape: tuple[int, ...],
-        kernel_shape: tuple[int, ...],
-        geometry: ConvGeometry,
-    ) -> Triple:
-        params = (*geometry.stride, *geometry.padding)
-        request = ItemRequest(Method.CONV, (image_shape, kernel_shape), params)
-        return Triple(*self.produce(request).stacks)
-
-    def and_triples(self, shape: tuple[int, ...]) -> Triple:
-        return Triple(*self.produce(ItemRequest(Method.AND, (shape,))).stacks)
-
-    def truncation_pair(self, shape: tuple[int, ...], fractional_bits: int) -> TruncationPair:
-        request = ItemRequest(Method.TRUNCATION, (shape,), (fractional_bits,))
-        return TruncationPair(*self.produce(request).stacks)
-
-    def comparison_mask(self, count: int) -> ComparisonMask:
-        return ComparisonMask(*self.produce(ItemRequest(Method.COMPARISON, (), (count,))).stacks)

@@ -51,8 +51,15 @@ from typing import Any, Final
 from numpy.typing import NDArray
 
 from privet.errors import PrivacyError
-from privet.mpc.dealer import DealerStats
-from privet.mpc.messages import NodeReport, Setup, decode_report, encode_setup
+from privet.mpc.dealer import DealerPlan, DealerStats
+from privet.mpc.messages import (
+    NodeReport,
+    Setup,
+    decode_report,
+    encode_plan,
+    encode_setup,
+    plan_from_array,
+)
 from privet.mpc.ring import FixedPoint
 from privet.mpc.runtime import CommStats
 from privet.mpc.tcp import KEY_BYTES, LOOPBACK
@@ -103,12 +110,17 @@ class LaunchResult:
         Bytes the dealer put on its sockets (seeds, rows, masks, framing).
     seconds
         Wall-clock time from the first process start to the last exit.
+    plan
+        Every item the dealer made, in order: pass it as :func:`launch`'s ``plan`` to
+        a later run of the same script on inputs of the same shapes, and the dealer
+        makes and sends them ahead.
     """
 
     parties: tuple[PartyResult, ...]
     dealer_stats: DealerStats
     dealer_wire_bytes: int
     seconds: float
+    plan: DealerPlan
 
 
 class LaunchError(MpcNetworkError):
@@ -258,13 +270,14 @@ def _collect(children: list[_Child], started: float) -> LaunchResult:
             )
         )
     dealer = reports[children[-1].name]
-    if dealer is None:  # pragma: no cover - as above
-        raise PrivacyError("the dealer wrote no report")
+    if dealer is None or dealer.plan is None:  # pragma: no cover - as above
+        raise PrivacyError("the dealer wrote no report, or one without its plan")
     return LaunchResult(
         parties=tuple(parties),
-        dealer_stats=DealerStats(dealer.dealer_items, dealer.dealer_bytes),
+        dealer_stats=DealerStats(dealer.dealer_items, dealer.dealer_bytes, dealer.dealer_seconds),
         dealer_wire_bytes=dealer.wire_bytes,
         seconds=time.monotonic() - started,
+        plan=plan_from_array(len(parties), dealer.plan, children[-1].name),
     )
 
 
@@ -279,6 +292,7 @@ def launch(
     fractional_bits: int = 16,
     python: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    plan: DealerPlan | None = None,
 ) -> LaunchResult:
     """Run ``script`` as ``num_parties`` party processes and a dealer process on loopback.
 
@@ -304,6 +318,10 @@ def launch(
         The interpreter (default: this one).
     cwd
         The children's working directory (default: this one).
+    plan
+        Items for the dealer to make and send ahead, while the parties compute (a
+        previous run's :attr:`LaunchResult.plan`); the run fails with an error naming
+        the first item where the program departs from it. ``None``: items on request.
 
     Raises
     ------
@@ -324,6 +342,8 @@ def launch(
         raise PrivacyError(f"script must be an existing file, got {str(path)!r}")
     if not all(isinstance(arg, str) for arg in args):
         raise PrivacyError(f"args must be strings, got {args!r:.80}")
+    if plan is not None and (not isinstance(plan, DealerPlan) or plan.num_parties != num_parties):
+        raise PrivacyError(f"plan must be a DealerPlan for {num_parties} parties, got {plan!r:.80}")
     interpreter = python if python is not None else sys.executable
     workdir = os.fspath(cwd) if cwd is not None else None
     key = os.urandom(KEY_BYTES)
@@ -333,6 +353,10 @@ def launch(
     listeners = [_listener() for _ in range(num_parties)]
     started = time.monotonic()
     try:
+        plan_path = ""
+        if plan is not None:
+            plan_path = str(directory / "dealer.plan")
+            Path(plan_path).write_bytes(encode_plan(plan))
         ports = tuple(sock.getsockname()[1] for sock in listeners)
 
         def setup(role: str, node: int, fd: int, dealer_seed: bytes | None) -> Setup:
@@ -347,6 +371,7 @@ def launch(
                 timeout=wait,
                 seed=dealer_seed,
                 fractional_bits=fractional_bits,
+                plan_path=plan_path if role == "dealer" else "",
             )
 
         for party, listener in enumerate(listeners):

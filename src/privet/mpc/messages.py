@@ -15,8 +15,9 @@ kind                      crosses                     carries
 ``mpc.broadcast``         owner -> every party        round; the owner's masked input
 ``mpc.seed``              dealer -> party i < n - 1   its share stream's seed (once)
 ``mpc.request``           party n - 1 -> dealer       item index; method, shapes, params
-``mpc.item``              dealer -> party n - 1       item index; its share rows (+ ``r``)
+``mpc.item``              dealer -> party n - 1       the request answered; its rows (+ ``r``)
 ``mpc.mask``              dealer -> owner i < n - 1   item index; the input mask ``r``
+``mpc.plan``              launcher -> dealer (file)   the items to make ahead, in order
 ``mpc.setup``             launcher -> child (stdin)   role, node, ports, key, seed, limits
 ``mpc.result``            child -> launcher (file)    outputs, statistics or the error
 ========================  ==========================  =====================================
@@ -33,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from privet.errors import PrivacyError
-from privet.mpc.dealer import Delivery, ItemRequest
+from privet.mpc.dealer import DealerPlan, Delivery, ItemRequest, Method
 from privet.mpc.ring import RingArray
 from privet.mpc.transport import ProtocolError
 from privet.wire import Message, WireError, decode_message, encode_message
@@ -47,6 +48,7 @@ __all__ = [
     "Setup",
     "decode_item",
     "decode_mask",
+    "decode_plan",
     "decode_report",
     "decode_request",
     "decode_round",
@@ -55,11 +57,14 @@ __all__ = [
     "describe_error",
     "encode_item",
     "encode_mask",
+    "encode_plan",
     "encode_report",
     "encode_request",
     "encode_round",
     "encode_seed",
     "encode_setup",
+    "plan_array",
+    "plan_from_array",
     "read_setup",
     "write_report",
 ]
@@ -175,53 +180,77 @@ def decode_seed(payload: bytes, sender: str) -> bytes:
     return seed.tobytes()
 
 
-def encode_request(index: int, request: ItemRequest) -> bytes:
-    """The last party's request for item number ``index``: public values only."""
-    meta = {
+def _request_meta(index: int, request: ItemRequest) -> dict[str, Any]:
+    return {
         "item": index,
         "method": request.method.value,
         "shapes": [list(shape) for shape in request.shapes],
         "params": list(request.params),
     }
-    return encode_message("mpc.request", meta)
+
+
+_REQUEST_KEYS: Final = {"item": int, "method": str, "shapes": list, "params": list}
+
+
+def _request(message: Message, index: int, sender: str, where: str) -> ItemRequest:
+    """The request a message's meta describes, checked (shapes compatible) before use."""
+    meta = _meta(message, _REQUEST_KEYS, sender, where)
+    if meta["item"] != index:
+        raise ProtocolError(
+            f"{sender} sent {message.kind} for item {meta['item']}, but this node is at item "
+            f"{index}",
+            sender,
+        )
+    try:
+        shapes = tuple(tuple(shape) for shape in meta["shapes"])
+        return ItemRequest(meta["method"], shapes, tuple(meta["params"]))
+    except (PrivacyError, TypeError) as error:
+        raise ProtocolError(
+            f"{sender} sent a bad item description {where}: {error}", sender
+        ) from None
+
+
+def encode_request(index: int, request: ItemRequest) -> bytes:
+    """The last party's request for item number ``index``: public values only."""
+    return encode_message("mpc.request", _request_meta(index, request))
 
 
 def decode_request(payload: bytes, index: int, sender: str) -> ItemRequest:
     """Request number ``index``: validated (shapes compatible) before the dealer draws."""
     where = f"for item {index}"
     message = _decode(payload, "mpc.request", sender, where)
-    meta = _meta(
-        message, {"item": int, "method": str, "shapes": list, "params": list}, sender, where
-    )
-    if meta["item"] != index:
-        raise ProtocolError(
-            f"{sender} requested item {meta['item']}, but the dealer is at item {index}", sender
-        )
+    request = _request(message, index, sender, where)
     _arrays(message, [], sender, where)
-    try:
-        shapes = tuple(tuple(shape) for shape in meta["shapes"])
-        return ItemRequest(meta["method"], shapes, tuple(meta["params"]))
-    except (PrivacyError, TypeError) as error:
-        raise ProtocolError(f"{sender} sent a bad request {where}: {error}", sender) from None
+    return request
 
 
-def encode_item(index: int, rows: Sequence[RingArray], value: RingArray | None) -> bytes:
-    """The dealer's answer: the last party's rows of item ``index`` (and ``r`` if it owns
-    the input the item masks)."""
+def encode_item(
+    index: int, request: ItemRequest, rows: Sequence[RingArray], value: RingArray | None
+) -> bytes:
+    """The dealer's item ``index``: what it is (so that an item streamed from a plan is
+    checked against what the program asks for), the last party's rows of it, and ``r`` if
+    that party owns the input the item masks."""
     arrays = {str(part): row for part, row in enumerate(rows)}
     if value is not None:
         arrays[_VALUE] = value
-    return encode_message("mpc.item", {"item": index}, arrays)
+    return encode_message("mpc.item", _request_meta(index, request), arrays)
 
 
 def decode_item(
     payload: bytes, index: int, request: ItemRequest, owner: bool, sender: str
 ) -> Delivery:
-    """One-row stacks of item ``index`` (of the shapes ``request`` lays out), and ``r`` if
-    this party owns the input it masks."""
+    """One-row stacks of item ``index``, which must be the item ``request`` describes, and
+    ``r`` if this party owns the input it masks."""
     where = f"for item {index}"
     message = _decode(payload, "mpc.item", sender, where)
-    _counter(message, "item", index, sender, where)
+    made = _request(message, index, sender, where)
+    if made != request:
+        raise ProtocolError(
+            f"{sender} sent item {index} as {made.describe()}, but the program asks for "
+            f"{request.describe()}: the dealer's plan does not match this program (record it "
+            "from the same program on inputs of the same shapes)",
+            sender,
+        )
     layout = request.layout()
     names = [str(part) for part in range(len(layout))] + ([_VALUE] if owner else [])
     _arrays(message, names, sender, where)
@@ -245,6 +274,81 @@ def decode_mask(payload: bytes, index: int, shape: tuple[int, ...], sender: str)
     _counter(message, "item", index, sender, where)
     _arrays(message, [_VALUE], sender, where)
     return _ring(message.arrays[_VALUE], shape, f"mask {where}", sender)
+
+
+# -- plans -------------------------------------------------------------------------------------
+
+_METHODS: Final = tuple(Method)
+
+
+def plan_array(plan: DealerPlan) -> NDArray[np.int64]:
+    """A plan as one flat ``int64`` array: per item, the method's index, the number of
+    shapes, each shape as its length and dimensions, the number of parameters and them."""
+    flat: list[int] = []
+    for request in plan.requests:
+        flat += [_METHODS.index(request.method), len(request.shapes)]
+        for shape in request.shapes:
+            flat += [len(shape), *shape]
+        flat += [len(request.params), *request.params]
+    return np.array(flat, dtype=np.int64)
+
+
+def plan_from_array(num_parties: int, flat: NDArray[Any], sender: str) -> DealerPlan:
+    """The plan :func:`plan_array` wrote, every count and item checked."""
+    if flat.dtype != np.int64 or flat.ndim != 1:
+        raise ProtocolError(f"{sender} sent a plan of {flat.dtype} {flat.shape}, expected int64")
+    values: list[int] = flat.tolist()
+    position = 0
+
+    def take(count: int, what: str) -> list[int]:
+        nonlocal position
+        if count < 0 or position + count > len(values):
+            raise ProtocolError(
+                f"{sender} sent a plan cut short in item {len(requests)} ({what})", sender
+            )
+        taken = values[position : position + count]
+        position += count
+        return taken
+
+    requests: list[ItemRequest] = []
+    while position < len(values):
+        method, shape_count = take(2, "method")
+        if not 0 <= method < len(_METHODS) or not 0 <= shape_count <= 2:
+            raise ProtocolError(
+                f"{sender} sent a plan whose item {len(requests)} has method {method} and "
+                f"{shape_count} shapes",
+                sender,
+            )
+        shapes = [tuple(take(take(1, "shape")[0], "shape")) for _ in range(shape_count)]
+        params = take(take(1, "parameters")[0], "parameters")
+        try:
+            requests.append(ItemRequest(_METHODS[method], tuple(shapes), tuple(params)))
+        except PrivacyError as error:
+            raise ProtocolError(
+                f"{sender} sent a plan with a bad item {len(requests)}: {error}", sender
+            ) from None
+    try:
+        return DealerPlan(num_parties, tuple(requests))
+    except PrivacyError as error:
+        raise ProtocolError(f"{sender} sent a bad plan: {error}", sender) from None
+
+
+def encode_plan(plan: DealerPlan) -> bytes:
+    """A :class:`~privet.mpc.dealer.DealerPlan` as a privet wire message (to keep in a
+    file, or hand to :func:`~privet.mpc.launcher.launch`)."""
+    if not isinstance(plan, DealerPlan):
+        raise PrivacyError(f"plan must be a privet.mpc DealerPlan, got {plan!r:.80}")
+    return encode_message(
+        "mpc.plan", {"num_parties": plan.num_parties}, {"items": plan_array(plan)}
+    )
+
+
+def decode_plan(payload: bytes, sender: str = "the plan") -> DealerPlan:
+    """The plan :func:`encode_plan` wrote, every item checked."""
+    message = _decode(payload, "mpc.plan", sender, "in the plan")
+    num_parties = _meta(message, {"num_parties": int}, sender, "in the plan")["num_parties"]
+    _arrays(message, ["items"], sender, "in the plan")
+    return plan_from_array(num_parties, message.arrays["items"], sender)
 
 
 # -- launcher <-> child ------------------------------------------------------------------------
@@ -276,6 +380,9 @@ class Setup:
         The dealer's 32-byte seed (``None``: fresh from the OS CSPRNG).
     fractional_bits
         The parties' fixed-point encoding.
+    plan_path
+        The dealer's: a file holding the :class:`~privet.mpc.dealer.DealerPlan` whose
+        items it streams ahead (``mpc.plan``); ``""``: it makes items on request.
     """
 
     role: Literal["party", "dealer"]
@@ -288,6 +395,7 @@ class Setup:
     timeout: float
     seed: bytes | None = None
     fractional_bits: int = 16
+    plan_path: str = ""
 
 
 def encode_setup(setup: Setup) -> bytes:
@@ -301,6 +409,7 @@ def encode_setup(setup: Setup) -> bytes:
         "result_path": setup.result_path,
         "timeout": setup.timeout,
         "fractional_bits": setup.fractional_bits,
+        "plan_path": setup.plan_path,
     }
     arrays = {"key": np.frombuffer(setup.key, dtype=np.uint8)}
     if setup.seed is not None:
@@ -321,6 +430,7 @@ def decode_setup(payload: bytes) -> Setup:
         "result_path": str,
         "timeout": float,
         "fractional_bits": int,
+        "plan_path": str,
     }
     meta = _meta(message, keys, sender, "at start")
     if meta["role"] not in ("party", "dealer"):
@@ -349,6 +459,7 @@ def decode_setup(payload: bytes) -> Setup:
         timeout=meta["timeout"],
         seed=blobs.get("seed"),
         fractional_bits=meta["fractional_bits"],
+        plan_path=meta["plan_path"],
     )
 
 
@@ -362,7 +473,7 @@ class NodeReport:
         The child's node index.
     rounds, bytes_sent
         Its :class:`~privet.mpc.runtime.CommStats` (parties; 0 for the dealer).
-    dealer_items, dealer_bytes
+    dealer_items, dealer_bytes, dealer_seconds
         :class:`~privet.mpc.dealer.DealerStats` of its dealer (view).
     wire_bytes
         Bytes it put on the sockets (frames, MACs and message headers included).
@@ -370,6 +481,8 @@ class NodeReport:
         ``None``, or the error that ended it (``"PeerLost: party 1 closed ..."``).
     outputs
         The arrays a party's program reported.
+    plan
+        The dealer's: every item it made, in order (:func:`plan_array`).
     """
 
     node: int
@@ -380,6 +493,8 @@ class NodeReport:
     wire_bytes: int = 0
     error: str | None = None
     outputs: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+    dealer_seconds: float = 0.0
+    plan: NDArray[np.int64] | None = None
 
 
 _REPORT_COUNTS: Final = (
@@ -392,18 +507,26 @@ _REPORT_COUNTS: Final = (
 )
 
 
+_PLAN: Final = "plan"
+
+
 def encode_report(report: NodeReport) -> bytes:
     """What a child writes to its report file when it ends."""
     meta: dict[str, Any] = {name: getattr(report, name) for name in _REPORT_COUNTS}
     meta["error"] = report.error
-    return encode_message("mpc.result", meta, dict(report.outputs))
+    meta["dealer_seconds"] = float(report.dealer_seconds)
+    meta["has_plan"] = report.plan is not None
+    if report.plan is not None and report.outputs:
+        raise PrivacyError("a report carries a plan (the dealer's) or outputs (a party's)")
+    arrays = {_PLAN: report.plan} if report.plan is not None else dict(report.outputs)
+    return encode_message("mpc.result", meta, arrays)
 
 
 def decode_report(payload: bytes, sender: str) -> NodeReport:
     """A child's :class:`NodeReport`, every field checked."""
     message = _decode(payload, "mpc.result", sender, "at the end")
     meta = dict(message.meta)
-    if meta.keys() != {*_REPORT_COUNTS, "error"}:
+    if meta.keys() != {*_REPORT_COUNTS, "error", "dealer_seconds", "has_plan"}:
         raise ProtocolError(f"{sender}'s report has meta keys {sorted(meta)}", sender)
     counts = {name: meta[name] for name in _REPORT_COUNTS}
     if not all(type(value) is int for value in counts.values()):
@@ -411,8 +534,18 @@ def decode_report(payload: bytes, sender: str) -> NodeReport:
     error = meta["error"]
     if error is not None and not isinstance(error, str):
         raise ProtocolError(f"{sender}'s report error must be a string, got {error!r:.40}")
-    outputs = {name: np.array(array) for name, array in message.arrays.items()}
-    return NodeReport(**counts, error=error, outputs=outputs)
+    seconds, has_plan = meta["dealer_seconds"], meta["has_plan"]
+    if type(seconds) is not float or type(has_plan) is not bool:
+        raise ProtocolError(
+            f"{sender}'s report has dealer_seconds={seconds!r:.20}, has_plan={has_plan!r:.20}",
+            sender,
+        )
+    arrays = {name: np.array(array) for name, array in message.arrays.items()}
+    plan = None
+    if has_plan:
+        _arrays(message, [_PLAN], sender, "at the end")
+        plan = arrays.pop(_PLAN).astype(np.int64, copy=False)
+    return NodeReport(**counts, error=error, outputs=arrays, dealer_seconds=seconds, plan=plan)
 
 
 def read_setup(stream: IO[bytes]) -> Setup:

@@ -38,7 +38,7 @@ from typing import Final, ParamSpec, TypeVar
 import numpy as np
 
 from privet.errors import PrivacyError
-from privet.mpc.dealer import Dealer, packed_words, unpack_bits
+from privet.mpc.dealer import CorrelationSource, packed_words, unpack_bits
 from privet.mpc.ring import (
     LOW_MASK,
     TOP_BIT,
@@ -119,7 +119,7 @@ def aligned(shares: RingArray, ndim: int) -> RingArray:
 
 
 @wrapping
-def mul(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> RingArray:
+def mul(runtime: Runtime, dealer: CorrelationSource, x: RingArray, y: RingArray) -> RingArray:
     """Shares of ``x * y`` elementwise (numpy broadcasting), one round."""
     ndim = max(x.ndim, y.ndim) - 1
     x, y = aligned(x, ndim), aligned(y, ndim)
@@ -131,7 +131,7 @@ def mul(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> RingArr
 
 
 @wrapping
-def matmul(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> RingArray:
+def matmul(runtime: Runtime, dealer: CorrelationSource, x: RingArray, y: RingArray) -> RingArray:
     """Shares of ``x @ y`` for operands with >= 2 axes each (batch axes broadcast), one round."""
     if x.ndim < 3 or y.ndim < 3:
         raise PrivacyError(
@@ -150,7 +150,7 @@ def matmul(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> Ring
 
 @wrapping
 def conv2d(
-    runtime: Runtime, dealer: Dealer, x: RingArray, w: RingArray, geometry: ConvGeometry
+    runtime: Runtime, dealer: CorrelationSource, x: RingArray, w: RingArray, geometry: ConvGeometry
 ) -> RingArray:
     """Shares of ``conv2d(x, w)``: images ``(N, C, H, W)``, kernels ``(O, C, kh, kw)``; one
     round."""
@@ -176,7 +176,9 @@ def conv2d_public(shares: RingArray, kernels: RingArray, geometry: ConvGeometry)
 
 
 @wrapping
-def truncate(runtime: Runtime, dealer: Dealer, x: RingArray, fractional_bits: int) -> RingArray:
+def truncate(
+    runtime: Runtime, dealer: CorrelationSource, x: RingArray, fractional_bits: int
+) -> RingArray:
     """Shares of ``floor(x / 2^f)`` or one more (stochastic rounding), one round.
 
     Correct for every ``|x| < 2^62`` (signed); see the module docstring.
@@ -195,7 +197,7 @@ def truncate(runtime: Runtime, dealer: Dealer, x: RingArray, fractional_bits: in
 
 
 @wrapping
-def and_gates(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> RingArray:
+def and_gates(runtime: Runtime, dealer: CorrelationSource, x: RingArray, y: RingArray) -> RingArray:
     """XOR shares of ``x & y`` for packed bits, one round (Beaver triples over GF(2))."""
     a, b, c = (local(runtime, t) for t in dealer.and_triples(x.shape[1:]))
     rows = x.shape[0]
@@ -207,7 +209,9 @@ def and_gates(runtime: Runtime, dealer: Dealer, x: RingArray, y: RingArray) -> R
     return product ^ (first_party_mask(runtime, product.ndim - 1) * (d & e))
 
 
-def _less_than(runtime: Runtime, dealer: Dealer, public: RingArray, bits: RingArray) -> RingArray:
+def _less_than(
+    runtime: Runtime, dealer: CorrelationSource, public: RingArray, bits: RingArray
+) -> RingArray:
     """XOR shares of ``[public < secret]`` per element, from packed bits (positions first).
 
     ``public``: (64, W) packed public bits; ``bits``: (rows, 64, W) XOR shares of the
@@ -234,7 +238,7 @@ def _less_than(runtime: Runtime, dealer: Dealer, public: RingArray, bits: RingAr
 
 
 @wrapping
-def msb(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
+def msb(runtime: Runtime, dealer: CorrelationSource, x: RingArray) -> RingArray:
     """Arithmetic shares (integers 0/1) of the sign bit of every element of ``x``.
 
     Exact for every ``x`` (as a 64-bit two's-complement number); 8 rounds.
@@ -261,20 +265,20 @@ def msb(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
 
 
 @wrapping
-def nonnegative(runtime: Runtime, dealer: Dealer, x: RingArray) -> RingArray:
+def nonnegative(runtime: Runtime, dealer: CorrelationSource, x: RingArray) -> RingArray:
     """Integer 0/1 shares of ``[x >= 0]``: ``1 - msb(x)``, exact, 8 rounds."""
     return add_public(runtime, np.uint64(0) - msb(runtime, dealer, x), np.uint64(1))
 
 
 @wrapping
-def relu(runtime: Runtime, dealer: Dealer, x: RingArray) -> tuple[RingArray, RingArray]:
+def relu(runtime: Runtime, dealer: CorrelationSource, x: RingArray) -> tuple[RingArray, RingArray]:
     """Shares of ``max(x, 0)`` and the integer bits ``[x >= 0]``; exact, 9 rounds (the
     product with an integer bit needs no truncation)."""
     keep = nonnegative(runtime, dealer, x)
     return mul(runtime, dealer, x, keep), keep
 
 
-def check_same_parties(runtime: Runtime, dealer: Dealer) -> None:
+def check_same_parties(runtime: Runtime, dealer: CorrelationSource) -> None:
     if runtime.num_parties != dealer.num_parties:
         raise PrivacyError(
             f"dealer must serve the runtime's {runtime.num_parties} parties, "

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from privet.errors import PrivacyError
 from privet.mpc import protocols
-from privet.mpc.dealer import Dealer
+from privet.mpc.dealer import CorrelationSource
 from privet.mpc.ring import FixedPoint, RingArray
 from privet.mpc.runtime import Runtime
 
@@ -45,18 +45,23 @@ class Session:
     runtime
         The parties this process plays (:class:`~privet.mpc.runtime.Simulator`: all of them).
     dealer
-        Correlated randomness for the same number of parties.
+        Correlated randomness for the same number of parties: a
+        :class:`~privet.mpc.dealer.Dealer` (every party's rows) or a party's
+        :class:`~privet.mpc.dealer.PartyDealer`.
     encoding
         Fixed-point encoding (default 16 fractional bits).
     """
 
     def __init__(
-        self, runtime: Runtime, dealer: Dealer, encoding: FixedPoint | None = None
+        self, runtime: Runtime, dealer: CorrelationSource, encoding: FixedPoint | None = None
     ) -> None:
         if not isinstance(runtime, Runtime):
             raise PrivacyError(f"runtime must be a privet.mpc Runtime, got {runtime!r:.80}")
-        if not isinstance(dealer, Dealer):
-            raise PrivacyError(f"dealer must be a privet.mpc Dealer, got {dealer!r:.80}")
+        if not isinstance(dealer, CorrelationSource):
+            raise PrivacyError(
+                f"dealer must be a privet.mpc CorrelationSource (a Dealer or a party's view), "
+                f"got {dealer!r:.80}"
+            )
         protocols.check_same_parties(runtime, dealer)
         self.runtime = runtime
         self.dealer = dealer
