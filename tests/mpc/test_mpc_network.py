@@ -51,7 +51,13 @@ from privet.mpc.messages import (
     plan_from_array,
 )
 from privet.mpc.network import party_dealer
-from privet.mpc.transport import MemoryHub, PeerAborted, ProtocolError, node_names
+from privet.mpc.transport import (
+    MemoryHub,
+    MpcNetworkError,
+    PeerAborted,
+    ProtocolError,
+    node_names,
+)
 
 SEED = bytes(range(32))
 SCRIPT = str(Path(__file__).with_name("mpc_party_program.py"))
@@ -155,8 +161,10 @@ def test_a_plan_that_does_not_match_the_program_stops_the_run_by_name() -> None:
     _, full = simulated(2, matmul=True)
     requests = list(full.dealer.plan().requests)
     requests[5] = ItemRequest(Method.AND, ((7,),))
+    # Whichever thread fails first is raised: party 1's ProtocolError, or the abort it sent
+    # the others (a PeerAborted that carries the same reason).
     with pytest.raises(
-        ProtocolError, match=r"dealer sent item 5 as and_triples\(\(7,\)\), but the program"
+        MpcNetworkError, match=r"dealer sent item 5 as and_triples\(\(7,\)\), but the program"
     ):
         run_in_threads(2, plan=DealerPlan(2, tuple(requests)))
     with pytest.raises(ProtocolError, match=r"finished before taking the .* items of the plan"):
@@ -450,3 +458,44 @@ def test_the_package_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_output_opened_to_one_party_reaches_it_alone() -> None:
+    """reveal(to=1): party 1 gets the values, party 0 gets None; party 0 sends its shares
+    once, party 1 sends nothing."""
+    hub = MemoryHub(node_names(2))
+    values = np.array([[1.5, -2.25], [0.0, 3.0]])
+    got: dict[int, Any] = {}
+    sent: dict[int, CommStats] = {}
+
+    def party(index: int) -> None:
+        transport = hub.endpoint(index)
+        runtime = NetworkRuntime(index, 2, transport, 10)
+        session = Session(runtime, party_dealer(transport, index, 2, 10))
+        x = session.share(values if index == 0 else np.zeros_like(values), owner=0)
+        before = CommStats(runtime.stats.rounds, runtime.stats.bytes_sent)
+        got[index] = x.reveal(to=1)
+        sent[index] = CommStats(
+            runtime.stats.rounds - before.rounds, runtime.stats.bytes_sent - before.bytes_sent
+        )
+        transport.close()
+
+    threads = [threading.Thread(target=party, args=(i,)) for i in range(2)]
+    threads.append(threading.Thread(target=lambda: serve(Dealer(2, SEED), hub.endpoint(2))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert got[0] is None
+    np.testing.assert_array_equal(got[1], values)
+    assert sent == {0: CommStats(1, values.size * 8), 1: CommStats(1, 0)}
+    # The simulator plays both: the receiver's values, and a sender's count.
+    simulator = Session(Simulator(2), Dealer(2, SEED))
+    x = simulator.share(values, owner=0)
+    rounds = simulator.runtime.stats.rounds
+    np.testing.assert_array_equal(x.reveal(to=1), values)
+    assert simulator.runtime.stats.rounds == rounds + 1
+    with pytest.raises(PrivacyError, match=r"receiver must be in \[0, 1\], got 2"):
+        x.reveal(to=2)
+    with pytest.raises(PrivacyError, match="receiver must be a party index, got 'hospital'"):
+        x.reveal(to="hospital")  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ kind                      crosses                     carries
 ``mpc.open_ring``         party -> every party        round; this party's shares (sum)
 ``mpc.open_bits``         party -> every party        round; this party's shares (XOR)
 ``mpc.broadcast``         owner -> every party        round; the owner's masked input
+``mpc.open_to``           party -> one receiver       round; this party's shares (sum)
 ``mpc.seed``              dealer -> party i < n - 1   its share stream's seed (once)
 ``mpc.request``           party n - 1 -> dealer       item index; method, shapes, params
 ``mpc.item``              dealer -> party n - 1       the request answered; its rows (+ ``r``)
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_SETUP_BYTES",
     "OPEN_BITS",
     "OPEN_RING",
+    "OPEN_TO",
     "NodeReport",
     "Setup",
     "decode_item",
@@ -72,7 +74,8 @@ __all__ = [
 OPEN_RING: Final = "mpc.open_ring"
 OPEN_BITS: Final = "mpc.open_bits"
 BROADCAST: Final = "mpc.broadcast"
-_ROUND_KINDS: Final = (OPEN_RING, OPEN_BITS, BROADCAST)
+OPEN_TO: Final = "mpc.open_to"
+_ROUND_KINDS: Final = (OPEN_RING, OPEN_BITS, BROADCAST, OPEN_TO)
 _VALUE: Final = "value"
 MAX_SETUP_BYTES: Final = 1 << 16
 

@@ -24,6 +24,7 @@ from privet.mpc.messages import (
     BROADCAST,
     OPEN_BITS,
     OPEN_RING,
+    OPEN_TO,
     decode_item,
     decode_mask,
     decode_round,
@@ -32,7 +33,7 @@ from privet.mpc.messages import (
     encode_round,
 )
 from privet.mpc.ring import RingArray
-from privet.mpc.runtime import CommStats
+from privet.mpc.runtime import CommStats, check_party
 from privet.mpc.transport import Transport, check_timeout
 
 __all__ = ["NetworkRuntime", "party_dealer"]
@@ -130,11 +131,24 @@ class NetworkRuntime:
             total ^= received
         return total
 
+    def open_ring_to(self, receiver: int, shares: RingArray) -> RingArray | None:
+        check_party(receiver, self._num_parties, "receiver")
+        row = self._row(shares)
+        round_index = self._stats.rounds
+        if receiver != self._party:
+            self._stats.record(row.nbytes, 1)
+            self._transport.send(receiver, encode_round(OPEN_TO, round_index, row))
+            return None
+        self._stats.record(0, 0)  # the round, in which the receiver sends nothing
+        total = np.array(row, dtype=np.uint64)
+        for peer in self._peers():
+            payload = self._transport.recv(peer, self._timeout)
+            name = self._transport.name(peer)
+            total += decode_round(payload, OPEN_TO, round_index, row.shape, name)
+        return total
+
     def broadcast(self, sender: int, values: RingArray) -> RingArray:
-        if isinstance(sender, bool) or not isinstance(sender, int):
-            raise PrivacyError(f"sender must be a party index, got {sender!r}")
-        if not 0 <= sender < self._num_parties:
-            raise PrivacyError(f"sender must be in [0, {self._num_parties - 1}], got {sender}")
+        check_party(sender, self._num_parties, "sender")
         if not isinstance(values, np.ndarray) or values.dtype != np.uint64:
             raise PrivacyError(f"values must be a uint64 array, got {values!r:.80}")
         round_index = self._stats.rounds

@@ -6,7 +6,9 @@ party. The in-process :class:`Simulator` holds all parties (the axis has
 length ``n``, and every protocol runs vectorized across them); a real party
 (a separate process, :mod:`privet.mpc.network`) holds one. Opening a value
 is the only interaction: each party sends its shares to every other party
-and all add (or XOR) what they received, one communication round.
+and all add (or XOR) what they received, one communication round; an output
+can also be opened to one party alone (the others send it their shares and
+learn nothing).
 
 :class:`CommStats` counts what the protocols send, per party: rounds,
 messages and bytes, the quantities the benchmarks report.
@@ -23,7 +25,7 @@ from numpy.typing import NDArray
 from privet.errors import PrivacyError
 from privet.mpc.ring import RingArray
 
-__all__ = ["CommStats", "Runtime", "Simulator"]
+__all__ = ["CommStats", "Runtime", "Simulator", "check_party"]
 
 
 @dataclass
@@ -65,6 +67,20 @@ class Runtime(Protocol):
         """``sender``'s ``values`` at every party (one round; others pass an array of the
         same shape and dtype, which is ignored)."""
         ...
+
+    def open_ring_to(self, receiver: int, shares: RingArray) -> RingArray | None:
+        """The sum modulo ``2^64`` of every party's shares at ``receiver`` only; ``None`` at
+        the other parties (one round; the receiver sends nothing)."""
+        ...
+
+
+def check_party(value: object, num_parties: int, name: str) -> int:
+    """``value`` as a party index in ``[0, num_parties)``, else a PrivacyError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise PrivacyError(f"{name} must be a party index, got {value!r:.40}")
+    if not 0 <= value < num_parties:
+        raise PrivacyError(f"{name} must be in [0, {num_parties - 1}], got {value}")
+    return int(value)
 
 
 def first_party_mask(runtime: Runtime, ndim: int) -> NDArray[np.uint64]:
@@ -118,12 +134,18 @@ class Simulator:
         return opened
 
     def broadcast(self, sender: int, values: RingArray) -> RingArray:
-        if isinstance(sender, bool) or not isinstance(sender, int):
-            raise PrivacyError(f"sender must be a party index, got {sender!r}")
-        if not 0 <= sender < self._num_parties:
-            raise PrivacyError(f"sender must be in [0, {self._num_parties - 1}], got {sender}")
+        check_party(sender, self._num_parties, "sender")
         self._stats.record(values.nbytes, self._num_parties - 1)
         return values
+
+    def open_ring_to(self, receiver: int, shares: RingArray) -> RingArray:
+        """The opened value (this process plays the receiver too). :attr:`stats` counts what
+        a sender sends: its shares, to one peer."""
+        check_party(receiver, self._num_parties, "receiver")
+        self._check(shares)
+        self._stats.record(shares[0].nbytes, 1)
+        opened: RingArray = np.asarray(np.add.reduce(shares, axis=0, dtype=np.uint64))
+        return opened
 
     def open_bits(self, shares: RingArray) -> RingArray:
         self._check(shares)

@@ -20,7 +20,7 @@ public integers are exact; comparisons and ReLU are exact.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -306,9 +306,23 @@ class SharedTensor:
 
     # -- output --------------------------------------------------------------------------------
 
-    def reveal(self) -> NDArray[np.float64]:
-        """Open the tensor to every party and decode it (one round)."""
-        return self.session.encoding.decode(self._runtime.open_ring(self.shares))
+    @overload
+    def reveal(self) -> NDArray[np.float64]: ...
+
+    @overload
+    def reveal(self, to: int) -> NDArray[np.float64] | None: ...
+
+    def reveal(self, to: int | None = None) -> NDArray[np.float64] | None:
+        """Open the tensor and decode it (one round): to every party, or to party ``to``
+        alone, which gets the values while every other party gets ``None`` and learns
+        nothing (the hospital learns its diagnoses; the model's owner does not).
+
+        In the simulator, which plays every party, ``to`` gets the values back.
+        """
+        if to is None:
+            return self.session.encoding.decode(self._runtime.open_ring(self.shares))
+        opened = self._runtime.open_ring_to(to, self.shares)
+        return None if opened is None else self.session.encoding.decode(opened)
 
     get = reveal
 
