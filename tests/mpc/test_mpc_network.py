@@ -39,10 +39,12 @@ from privet.mpc.messages import (
     NodeReport,
     Setup,
     decode_item,
+    decode_plan,
     decode_report,
     decode_request,
     decode_setup,
     encode_item,
+    encode_plan,
     encode_report,
     encode_request,
     encode_round,
@@ -267,6 +269,30 @@ def test_a_silent_party_times_out_and_the_run_ends() -> None:
 
 
 @processes
+@processes
+def test_privet_mpc_run_saves_a_plan_and_streams_it_ahead(tmp_path: Path) -> None:
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+    saved = tmp_path / "light.plan"
+    first = runner.invoke(app, ["mpc", "run", SCRIPT, "--save-plan", str(saved), "--", "light"])
+    assert first.exit_code == 0, first.output
+    _, session = simulated(2, matmul=False)
+    assert decode_plan(saved.read_bytes()) == session.dealer.plan()
+    again = ["mpc", "run", SCRIPT, "--plan", str(saved), "--seed", SEED.hex(), "--show"]
+    second = runner.invoke(app, [*again, "--", "light"])
+    assert second.exit_code == 0, second.output
+    assert "party 1 sum.real = [[" in second.output
+    requests = list(session.dealer.plan().requests)
+    requests[3] = ItemRequest(Method.AND, ((5,),))
+    other = tmp_path / "other.plan"
+    other.write_bytes(encode_plan(DealerPlan(2, tuple(requests))))
+    departs = runner.invoke(app, ["mpc", "run", SCRIPT, "--plan", str(other), "--", "light"])
+    assert departs.exit_code == 1
+    assert "dealer sent item 3 as and_triples((5,)), but the program asks" in departs.output
+    missing = runner.invoke(app, ["mpc", "run", SCRIPT, "--plan", str(tmp_path / "no")])
+    assert missing.exit_code == 1
+    assert "No such file" in missing.output
+
+
 def test_privet_mpc_run_prints_the_costs() -> None:
     runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
     result = runner.invoke(
@@ -281,6 +307,7 @@ def test_privet_mpc_run_prints_the_costs() -> None:
     )
     assert re.search(rf"dealer +│ +— +│ +— +│ +\d+ +│ +{items} +│ +{dealt}", result.output)
     assert "party 1 sum.real = [[" in result.output
+    assert re.search(rf"the dealer made {len(session.dealer.plan())} items in", result.output)
     bad = runner.invoke(app, ["mpc", "run", SCRIPT, "--seed", "zz", "--", "light"])
     assert bad.exit_code == 2
     assert "seed must be 64 hex digits" in bad.output

@@ -17,7 +17,12 @@ app = typer.Typer(help="Secret-sharing MPC: run parties as processes.", no_args_
 
 def results_table(result: LaunchResult) -> Table:
     """Per node: rounds and bytes as the simulator counts them, bytes on the wire, outputs."""
-    table = Table(title=f"MPC run, {result.seconds:.2f} s", title_justify="left")
+    dealer = result.dealer_stats
+    title = (
+        f"MPC run, {result.seconds:.2f} s; the dealer made {len(result.plan)} items "
+        f"in {dealer.seconds:.3f} s"
+    )
+    table = Table(title=title, title_justify="left")
     for column in ("node", "rounds", "bytes sent", "wire bytes", "dealer items", "dealer bytes"):
         table.add_column(column, justify="right")
     table.add_column("outputs")
@@ -57,10 +62,19 @@ def run(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds any single wait may last.")] = 60.0,
     show: Annotated[bool, typer.Option(help="Print every party's outputs.")] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="A saved plan: the dealer makes and sends its items ahead."),
+    ] = None,
+    save_plan: Annotated[
+        Path | None,
+        typer.Option(help="Save the items this run asked for, for a later run's --plan."),
+    ] = None,
 ) -> None:
     """Run SCRIPT as PARTIES party processes and a dealer process on loopback."""
     from privet import PrivacyError
-    from privet.mpc import launch
+    from privet.mpc import decode_plan, encode_plan, launch
+    from privet.wire.files import write_atomically
 
     try:
         seed_bytes = bytes.fromhex(seed) if seed is not None else None
@@ -68,10 +82,18 @@ def run(
         Console(stderr=True).print(f"[red]error:[/red] seed must be 64 hex digits, got {seed!r}")
         raise typer.Exit(code=2) from None
     try:
+        ahead = decode_plan(plan.read_bytes(), str(plan)) if plan is not None else None
         result = launch(
-            script, num_parties=parties, seed=seed_bytes, args=args or [], timeout=timeout
+            script,
+            num_parties=parties,
+            seed=seed_bytes,
+            args=args or [],
+            timeout=timeout,
+            plan=ahead,
         )
-    except PrivacyError as error:
+        if save_plan is not None:
+            write_atomically(save_plan, encode_plan(result.plan), mode=0o644)
+    except (PrivacyError, OSError) as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=1) from error
     console = Console()
