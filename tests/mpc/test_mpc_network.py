@@ -191,7 +191,7 @@ def test_three_processes_match_the_simulator_bit_for_bit() -> None:
         assert_same_as_simulator(dict(party.outputs), party.party, reference)
         assert party.stats == session.runtime.stats
         assert party.dealer_stats == session.dealer.stats
-        assert party.wire_bytes > party.stats.bytes_sent  # framing and MACs on top
+        assert party.wire_bytes > party.stats.bytes_sent  # framing and GCM tags on top
     assert result.dealer_stats == session.dealer.stats
     # The dealer sends the last party's shares and the input masks, plus seeds and framing.
     assert result.dealer_wire_bytes > result.dealer_stats.bytes_sent

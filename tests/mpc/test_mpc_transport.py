@@ -1,5 +1,6 @@
 """Transports of real MPC parties: one contract for the in-memory and TCP ones; the TCP
-handshake and frames against forged, replayed, reordered and foreign input."""
+handshake and frames against forged, replayed, reordered and foreign input; frames are
+encrypted (AES-256-GCM, counter nonces) on the wire."""
 
 from __future__ import annotations
 
@@ -11,14 +12,25 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from privet.errors import PrivacyError
 from privet.mpc.handshake import Link, accept, dial
-from privet.mpc.tcp import ABORT, DATA, GOODBYE, LOOPBACK, TcpTransport, connect_mesh, encode_frame
+from privet.mpc.tcp import (
+    ABORT,
+    DATA,
+    GOODBYE,
+    LOOPBACK,
+    MAX_FRAMES,
+    TcpTransport,
+    connect_mesh,
+    encode_frame,
+)
 from privet.mpc.transport import (
     AuthenticationError,
     FrameError,
     MemoryHub,
+    MpcNetworkError,
     PeerAborted,
     PeerFinished,
     PeerLost,
@@ -87,7 +99,9 @@ def mesh(request: pytest.FixtureRequest) -> Iterator[Callable[[int], list[Transp
     made: list[Transport] = []
 
     def make(nodes: int) -> list[Transport]:
-        transports = memory_mesh(nodes) if request.param == "memory" else tcp_mesh(nodes)
+        transports: list[Transport] = [
+            *(memory_mesh(nodes) if request.param == "memory" else tcp_mesh(nodes))
+        ]
         made.extend(transports)
         return transports
 
@@ -103,7 +117,9 @@ def test_payloads_arrive_in_order_and_are_counted(mesh: Callable[[int], list[Tra
     zero, one, dealer = mesh(3)
     for payload in (b"first", b"second", b"x" * 100_000):
         zero.send(1, payload)
-    assert [one.recv(0, 5) for _ in range(3)] == [b"first", b"second", b"x" * 100_000]
+    received = [one.recv(0, 5) for _ in range(3)]
+    assert received == [b"first", b"second", b"x" * 100_000]
+    assert {type(payload) for payload in received} == {bytes}  # not a bytearray or a view
     assert zero.bytes_sent >= 100_011
     assert (zero.node, dealer.node, one.name(0), one.name(2)) == (0, 2, "party 0", "dealer")
 
@@ -292,18 +308,41 @@ def test_a_forged_frame_fails_authentication(forged: Any) -> None:
     sock.sendall(encode_frame(key, DATA, 0, b"genuine"))
     assert zero.recv(1, 5) == b"genuine"
     frame = bytearray(encode_frame(key, DATA, 1, b"tampered"))
-    frame[-40] ^= 1  # one payload bit
+    frame[4 + 9 + 3] ^= 1  # one ciphertext bit (after the length and the header)
     sock.sendall(bytes(frame))
     with pytest.raises(
-        FrameError, match=r"party 1 failed authentication \(bad MAC\) at sequence 1"
+        FrameError, match=r"party 1 failed authentication \(bad AES-GCM tag\) at sequence 1"
     ):
+        zero.recv(1, 5)
+
+
+@pytest.mark.parametrize(
+    ("byte", "expected"),
+    [
+        (4, "at sequence 1; expected sequence 0"),  # the type: DATA read as GOODBYE
+        (4 + 8, "at sequence 0; expected sequence 0"),  # the sequence's last byte: 1 -> 0
+        (4 + 9, "at sequence 1; expected sequence 0"),  # the first ciphertext byte
+        (-1, "at sequence 1; expected sequence 0"),  # the tag
+    ],
+    ids=["type", "sequence", "ciphertext", "tag"],
+)
+def test_one_flipped_bit_anywhere_fails_authentication(
+    forged: Any, byte: int, expected: str
+) -> None:
+    """The header is associated data: a flipped sequence bit turns frame 1 into a clear
+    "sequence 0", which must fail authentication, not pass as the expected frame."""
+    zero, sock, key, _ = forged
+    frame = bytearray(encode_frame(key, DATA, 1, b"pay 10"))
+    frame[byte] ^= 1
+    sock.sendall(bytes(frame))
+    with pytest.raises(FrameError, match=rf"failed authentication \(bad AES-GCM tag\) {expected}"):
         zero.recv(1, 5)
 
 
 def test_a_frame_under_another_key_fails_authentication(forged: Any) -> None:
     zero, sock, _key, receive_key = forged
     sock.sendall(encode_frame(receive_key, DATA, 0, b"reflected"))  # the other direction's key
-    with pytest.raises(FrameError, match=r"bad MAC\) at sequence 0") as caught:
+    with pytest.raises(FrameError, match=r"bad AES-GCM tag\) at sequence 0") as caught:
         zero.recv(1, 5)
     assert (caught.value.peer, caught.value.sequence) == ("party 1", 0)
 
@@ -330,7 +369,7 @@ def test_a_reordered_frame_is_refused(forged: Any) -> None:
 def test_an_oversized_frame_is_refused_before_allocation(forged: Any) -> None:
     zero, sock, _, _ = forged
     sock.sendall(struct.pack(">I", 2**32 - 1))
-    with pytest.raises(FrameError, match=r"frame 0 from party 1 must be 41 to \d+ bytes, got 4294"):
+    with pytest.raises(FrameError, match=r"frame 0 from party 1 must be 25 to \d+ bytes, got 4294"):
         zero.recv(1, 5)
 
 
@@ -353,3 +392,91 @@ def test_an_abort_frame_carries_the_reason(forged: Any) -> None:
     sock.sendall(encode_frame(key, ABORT, 0, b"PeerTimeout: party 2 is silent"))
     with pytest.raises(PeerAborted, match="party 1 aborted the run: PeerTimeout: party 2 is"):
         zero.recv(1, 5)
+
+
+# -- encryption on the wire --------------------------------------------------------------------
+
+
+def read_frame(sock: socket.socket) -> tuple[int, int, bytes, bytes]:
+    """One raw frame from ``sock``: ``(type, sequence, header, ciphertext and tag)``."""
+
+    def exactly(count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            assert chunk, "the connection ended inside a frame"
+            data += chunk
+        return data
+
+    (length,) = struct.unpack(">I", exactly(4))
+    body = exactly(length)
+    kind, sequence = struct.unpack(">BQ", body[:9])
+    return kind, sequence, body[:9], body[9:]
+
+
+def open_frame(key: bytes, sequence: int, header: bytes, sealed: bytes) -> bytes:
+    """Decrypts a frame by the layout the tcp module documents, independently of its code:
+    nonce = 4 zero bytes | sequence (NIST SP 800-38D §8.2.1), associated data = header."""
+    return AESGCM(key).decrypt(bytes(4) + sequence.to_bytes(8, "big"), sealed, header)
+
+
+def test_a_payload_never_crosses_the_socket_in_the_clear(forged: Any) -> None:
+    """What party 0's transport writes, read raw by party 1's plain socket: the payload is
+    not there, yet the frame opens under party 1's receive key to exactly the payload."""
+    zero, sock, _, receive_key = forged
+    payload = b"secret share 0x5EC12E7 " * 50
+    zero.send(1, payload)
+    kind, sequence, header, sealed = read_frame(sock)
+    assert (kind, sequence, len(sealed)) == (DATA, 0, len(payload) + 16)
+    assert b"secret share" not in header + sealed
+    assert open_frame(receive_key, sequence, header, sealed) == payload
+
+
+def test_goodbye_and_abort_frames_are_encrypted_too(forged: Any) -> None:
+    zero, sock, _, receive_key = forged
+    zero.abort("PeerTimeout: the dealer is silent")
+    kind, sequence, header, sealed = read_frame(sock)
+    assert (kind, sequence) == (ABORT, 0)
+    assert b"dealer" not in sealed
+    assert open_frame(receive_key, sequence, header, sealed) == b"PeerTimeout: the dealer is silent"
+
+
+def test_equal_payloads_never_give_equal_frames(forged: Any) -> None:
+    """Under one key, equal plaintexts give equal ciphertexts exactly when the nonce repeats:
+    40 frames of one payload must be 40 different ciphertexts, numbered 0 .. 39."""
+    zero, sock, _, receive_key = forged
+    payload = b"the same payload"
+    for _ in range(40):
+        zero.send(1, payload)
+    frames = [read_frame(sock) for _ in range(40)]
+    assert [sequence for _, sequence, _, _ in frames] == list(range(40))
+    assert len({sealed for _, _, _, sealed in frames}) == 40
+    assert all(open_frame(receive_key, s, h, c) == payload for _, s, h, c in frames)
+    # The helper the tests forge with shares the sealing: same key, same nonce rule.
+    assert encode_frame(receive_key, DATA, 5, payload)[4:] == frames[5][2] + frames[5][3]
+
+
+def test_a_link_refuses_to_reuse_a_nonce_after_2_to_the_64_frames(forged: Any) -> None:
+    zero, sock, _, receive_key = forged
+    zero._links[1].send_sequence = MAX_FRAMES - 1  # 2**64 - 1 frames already sent
+    zero.send(1, b"the last frame this key may seal")
+    _, sequence, header, sealed = read_frame(sock)
+    assert sequence == 2**64 - 1
+    assert open_frame(receive_key, sequence, header, sealed) == b"the last frame this key may seal"
+    with pytest.raises(
+        MpcNetworkError,
+        match=r"frame sequence must be below 2\*\*64 per key .*got 18446744073709551616",
+    ):
+        zero.send(1, b"one too many")
+
+
+def test_frame_keys_must_be_32_bytes() -> None:
+    with pytest.raises(PrivacyError, match="key must be 32 bytes, got b'"):
+        encode_frame(bytes(16), DATA, 0, b"AES-128 is not what was derived")
+    left, right = socket.socketpair()
+    try:
+        with pytest.raises(PrivacyError, match="receive key must be 32 bytes, got b'"):
+            TcpTransport(0, NAMES, {1: (left, KEY, KEY[:16])})
+    finally:
+        left.close()
+        right.close()

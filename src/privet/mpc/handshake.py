@@ -6,11 +6,14 @@ run's 32-byte key by an HMAC-SHA256 challenge-response over fresh nonces
 (each side's proof is labelled with its role, so one cannot be reflected as
 the other); the listener refuses a node it does not expect, and either side
 names what failed (:class:`~privet.mpc.transport.AuthenticationError`). Each
-direction then gets its own frame key, ``HMAC(key, "frames" | sender |
-receiver | nonces)``, fresh per connection, so a frame recorded on another
-connection or in another run fails authentication
-(:mod:`privet.mpc.tcp`). Handshake messages are small privet wire messages
-behind a 4-byte length.
+direction then gets its own 32-byte frame key, ``HMAC(key, "frames" | sender |
+receiver | nonces)``, fresh per connection: the AES-256-GCM key that encrypts
+and authenticates that direction's frames (:mod:`privet.mpc.tcp`), so a frame
+recorded on another connection, in another run or in the other direction
+fails authentication, and no key ever seals two directions (the frames'
+counter nonces rely on it). Handshake messages are small privet wire
+messages behind a 4-byte length, in the clear: they carry only node
+numbers, nonces, proofs and refusal reasons.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class PartyResult:
     dealer_stats
         Its view's :class:`~privet.mpc.dealer.DealerStats` (equal to the dealer's).
     wire_bytes
-        Bytes it put on its sockets (frames, MACs and headers included).
+        Bytes it put on its sockets (frames, GCM tags and headers included).
     """
 
     party: int

@@ -479,7 +479,7 @@ class NodeReport:
     dealer_items, dealer_bytes, dealer_seconds
         :class:`~privet.mpc.dealer.DealerStats` of its dealer (view).
     wire_bytes
-        Bytes it put on the sockets (frames, MACs and message headers included).
+        Bytes it put on the sockets (frames, GCM tags and message headers included).
     error
         ``None``, or the error that ended it (``"PeerLost: party 1 closed ..."``).
     outputs

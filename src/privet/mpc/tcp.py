@@ -1,19 +1,41 @@
-"""MPC nodes over TCP: MAC'd and numbered frames, one non-blocking loop, deadlines.
+"""MPC nodes over TCP: encrypted, numbered frames, one non-blocking loop, deadlines.
 
 Connections are opened and authenticated by :mod:`privet.mpc.handshake`
 (:func:`connect_mesh` builds a node's set). Frames, after a 4-byte
 big-endian length::
 
-    type (1 byte: data, goodbye, abort) | sequence (8 bytes, big-endian) | payload | tag (32)
+    type (1 byte: data, goodbye, abort) | sequence (8 bytes, big-endian) | ciphertext | tag (16)
 
-``tag = HMAC-SHA256(frame key, type | sequence | payload)``, with a key per
-connection and direction. The receiver checks the length against its limit
-before allocating, the tag in constant time, then that the sequence is
-exactly the next one: a forged frame, one from another connection or run, a
-replay and a reordering are all refused with a
+Every frame, data, goodbye and abort alike, is sealed with AES-256-GCM
+(NIST SP 800-38D) under the frame key of its connection and direction, which
+the handshake derives from the run key and both sides' fresh nonces. The
+9-byte header is the associated data: type and sequence travel in the clear
+but are authenticated; the payload is encrypted.
+
+The 96-bit nonce is 4 zero bytes, then the 8-byte big-endian sequence: the
+deterministic construction of SP 800-38D §8.2.1, with a 32-bit fixed field
+and a 64-bit invocation field. It never repeats under a key because each key
+seals one direction of one connection only (so one "device" per key, and the
+fixed field can be constant) and the sequence starts at 0 and strictly
+increases. That allows 2^64 frames per key: a sender refuses frame 2^64
+with an error rather than wrap (a repeated nonce would leak the XOR of two
+plaintexts and, by Joux's "forbidden attack", the authentication key). A
+frame's ciphertext is below 2^32 bytes, far under GCM's per-message limit
+of about 2^36 bytes.
+
+The receiver checks the length against its limit before allocating, then
+the tag, and only then that the clear sequence is exactly the next one: a
+forged or altered frame, one under another key (another connection or run,
+or the other direction), a replay and a reordering are all refused with a
 :class:`~privet.mpc.transport.FrameError` naming the peer and the sequence.
 A goodbye frame ends a connection cleanly; an abort frame carries the
 reason a peer failed; a connection that ends without either was lost.
+
+Payloads are copied as little as the ``cryptography`` API allows: a frame is
+sealed straight into its send buffer, length and header included
+(``AESGCM.encrypt_into``), and opened straight from the receive buffer
+(``AESGCM.decrypt`` reads a memoryview of it); the plaintext it returns is
+the delivered payload.
 
 All sockets are non-blocking and served by one :mod:`selectors` loop that
 reads every connection while it waits for one, or while it writes: two
@@ -25,7 +47,6 @@ deadline.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import selectors
 import socket
 import struct
@@ -35,8 +56,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from privet.errors import PrivacyError
-from privet.mpc.handshake import KEY_BYTES, Link, accept, dial, mac
+from privet.mpc.handshake import KEY_BYTES, Link, accept, dial
 from privet.mpc.transport import (
     FrameError,
     MpcNetworkError,
@@ -53,6 +77,7 @@ from privet.wire import DEFAULT_LIMITS
 __all__ = [
     "KEY_BYTES",
     "LOOPBACK",
+    "MAX_FRAMES",
     "MAX_FRAME_BYTES",
     "TcpTransport",
     "connect_mesh",
@@ -62,21 +87,53 @@ __all__ = [
 #: Where every node listens: real parties on one machine.
 LOOPBACK: Final = "127.0.0.1"
 _LENGTH: Final = struct.Struct(">I")
-_HEAD: Final = struct.Struct(">BQ")  # type, sequence
-_TAG_BYTES: Final = 32
+_HEAD: Final = struct.Struct(">BQ")  # type, sequence: the associated data
+_NONCE: Final = struct.Struct(">4xQ")  # zero fixed field, sequence as the invocation field
+_TAG_BYTES: Final = 16
 _OVERHEAD: Final = _HEAD.size + _TAG_BYTES
 DATA, GOODBYE, ABORT = 0, 1, 2
+#: Frames one key may seal: every 64-bit sequence once.
+MAX_FRAMES: Final = 1 << 64
 _CHUNK: Final = 1 << 20
 _CLOSING_SECONDS: Final = 10.0
 #: Frames above this are refused before anything is allocated (a wire message's own cap).
 MAX_FRAME_BYTES: Final = DEFAULT_LIMITS.max_message_bytes + _OVERHEAD
 
 
+def _cipher(key: bytes, name: str) -> AESGCM:
+    if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+        raise PrivacyError(f"{name} must be {KEY_BYTES} bytes, got {key!r:.20}")
+    return AESGCM(key)
+
+
+def _seal(cipher: AESGCM, kind: int, sequence: int, payload: bytes) -> bytearray:
+    """One frame, length prefix included, with ``payload`` encrypted straight into it."""
+    frame = bytearray(_LENGTH.size + _OVERHEAD + len(payload))
+    _LENGTH.pack_into(frame, 0, len(frame) - _LENGTH.size)
+    _HEAD.pack_into(frame, _LENGTH.size, kind, sequence)
+    with memoryview(frame) as view:
+        cipher.encrypt_into(
+            _NONCE.pack(sequence),
+            payload,
+            view[_LENGTH.size : _LENGTH.size + _HEAD.size],
+            view[_LENGTH.size + _HEAD.size :],
+        )
+    return frame
+
+
+def _open(cipher: AESGCM, sequence: int, body: bytearray) -> bytes:
+    """The payload of a received frame body (header onwards) whose header says ``sequence``.
+
+    Raises :class:`~cryptography.exceptions.InvalidTag` if the frame was not sealed under
+    this key with this header.
+    """
+    with memoryview(body) as view:
+        return cipher.decrypt(_NONCE.pack(sequence), view[_HEAD.size :], view[: _HEAD.size])
+
+
 def encode_frame(key: bytes, kind: int, sequence: int, payload: bytes) -> bytes:
-    """One frame, length prefix included (tests forge frames with it)."""
-    head = _HEAD.pack(kind, sequence)
-    body_length = _OVERHEAD + len(payload)
-    return b"".join([_LENGTH.pack(body_length), head, payload, mac(key, head, payload)])
+    """One frame sealed under ``key``, length prefix included (tests forge frames with it)."""
+    return bytes(_seal(_cipher(key, "key"), kind, sequence, payload))
 
 
 @dataclass
@@ -84,8 +141,8 @@ class _Link:
     """One authenticated connection and its framing state."""
 
     sock: socket.socket
-    send_key: bytes
-    recv_key: bytes
+    sealer: AESGCM  # under the send key, built once per link
+    opener: AESGCM  # under the receive key
     send_sequence: int = 0
     recv_sequence: int = 0
     outgoing: deque[memoryview] = field(default_factory=deque)
@@ -134,7 +191,9 @@ class TcpTransport:
         self._timeout = check_timeout(timeout)
         self._max_frame = max_frame_bytes
         self._links = {
-            check_peer(peer, node, self._names): _Link(sock, send_key, recv_key)
+            check_peer(peer, node, self._names): _Link(
+                sock, _cipher(send_key, "send key"), _cipher(recv_key, "receive key")
+            )
             for peer, (sock, send_key, recv_key) in links.items()
         }
         self._selector = selectors.DefaultSelector()
@@ -226,7 +285,8 @@ class TcpTransport:
         links = self._links.values()
         try:
             for link in links:
-                if link.error is None:
+                # A link out of sequence numbers cannot say goodbye: its peer sees it lost.
+                if link.error is None and link.send_sequence < MAX_FRAMES:
                     self._queue(link, kind, payload)
             with contextlib.suppress(MpcNetworkError, OSError):
                 self._pump(
@@ -260,7 +320,12 @@ class TcpTransport:
         )
 
     def _queue(self, link: _Link, kind: int, payload: bytes) -> None:
-        frame = encode_frame(link.send_key, kind, link.send_sequence, payload)
+        if link.send_sequence >= MAX_FRAMES:
+            raise MpcNetworkError(
+                f"frame sequence must be below 2**64 per key (an AES-GCM nonce would repeat), "
+                f"got {link.send_sequence}"
+            )
+        frame = _seal(link.sealer, kind, link.send_sequence, payload)
         link.send_sequence += 1
         link.outgoing.append(memoryview(frame))
         self._sent += len(frame)
@@ -381,19 +446,20 @@ class TcpTransport:
                     )
                 link.body, link.filled = bytearray(length), 0
             elif link.body is not None and link.filled == len(link.body):
-                body, link.body, link.filled = bytes(link.body), None, 0
+                body, link.body, link.filled = link.body, None, 0
                 self._frame(name, link, body)
 
-    def _frame(self, name: str, link: _Link, body: bytes) -> None:
-        kind, sequence = _HEAD.unpack_from(body)
-        content, tag = body[:-_TAG_BYTES], body[-_TAG_BYTES:]
-        if not hmac.compare_digest(tag, mac(link.recv_key, content)):
+    def _frame(self, name: str, link: _Link, body: bytearray) -> None:
+        kind, sequence = _HEAD.unpack_from(body)  # trusted only once the tag is checked
+        try:
+            payload = _open(link.opener, sequence, body)
+        except InvalidTag:
             raise FrameError(
-                f"frame from {name} failed authentication (bad MAC) at sequence {sequence}; "
-                f"expected sequence {link.recv_sequence}",
+                f"frame from {name} failed authentication (bad AES-GCM tag) at sequence "
+                f"{sequence}; expected sequence {link.recv_sequence}",
                 name,
                 sequence,
-            )
+            ) from None
         if sequence != link.recv_sequence:
             raise FrameError(
                 f"frame from {name} is out of order or replayed: sequence {sequence}, "
@@ -402,7 +468,6 @@ class TcpTransport:
                 sequence,
             )
         link.recv_sequence += 1
-        payload = content[_HEAD.size :]
         if link.finished:
             raise FrameError(
                 f"frame from {name} after its goodbye (sequence {sequence})", name, sequence
