@@ -14,31 +14,85 @@ Four workloads:
 The models (``bench/mpc_models.py``) are trained here, with a fixed seed, on
 the training part of :func:`privet.data.load_mnist_subset`; the weights are
 party 0's input, the images party 1's. Both systems get the very same inputs
-and weights (CrypTen's through ``.npy`` and safetensors files).
+and weights (CrypTen's and privet's party processes through ``.npy`` and
+safetensors files).
 
-What is timed ("online s", the median of ``--repeats`` runs after one warm-up):
-the operation on inputs that are already secret-shared (and, for the models,
-weights already shared), up to its output *shares*; sharing the inputs and
-opening the output are outside the clock. Correlated randomness is made
-inline on both sides, inside the clock: privet's :class:`~privet.mpc.Dealer`
-is called by the protocols as they run, and CrypTen's default
-trusted-first-party provider (``cfg.mpc.provider == "TFP"``) has party 0
-generate each triple during the operation. privet's
-:class:`~privet.mpc.Simulator` runs both parties in one process; CrypTen runs
-2 processes (``crypten.mpc.run_multiprocess(world_size=2)``, gloo over
-loopback), each timing the operation after a barrier; the figure is party 0's.
+What every clock covers: the operation on inputs that are already secret-shared
+(and, for the models, weights already shared), up to its output *shares*;
+sharing the inputs and opening the output are outside it. Each figure is the
+median of ``--repeats`` runs after one warm-up. The time table's columns:
+
+* **privet online s** (dealer ahead): :class:`~privet.mpc.Simulator` (both
+  parties in this process). The first inline run (the warm-up; the timed run
+  under ``--quick``) records its :class:`~privet.mpc.DealerPlan`
+  (:meth:`~privet.mpc.Dealer.plan`: every item it asked for, input masks
+  included). Each repeat then builds a fresh ``Dealer(2, seed)``, makes the
+  whole plan with :meth:`~privet.mpc.Dealer.preprocess`, shares the inputs
+  (they take the planned input masks) and times the operation alone: the
+  protocols only take items made before. The bench checks that the dealer made
+  nothing during the clock (its ``stats.seconds`` did not grow, no planned
+  item was left over).
+* **privet dealer s** (ahead, offline): what ``preprocess(plan)`` returned in
+  the same repeats: every item of the run, the input masks included.
+* **privet inline s**: the same simulator with a fresh ``Dealer(2, seed)``
+  that the protocols call as they run, so its work is inside the clock. This
+  is the mode that matches CrypTen's: its default trusted-first-party provider
+  (``cfg.mpc.provider == "TFP"``) has party 0 generate each triple during the
+  operation. Repeats alternate inline and ahead runs, so that a busy machine
+  slows both alike.
+* **privet 3-process s**: 2 party processes and privet's dealer process on
+  loopback (:func:`privet.mpc.launch`, authenticated TCP), each party running
+  ``bench/mpc_bench_party.py``. A first launch (dealer on request) records the
+  plan and warms the caches; a second launch passes it (``plan=``), so the
+  dealer process makes and streams the items while the parties compute. In
+  each launch a party shares the inputs, runs the operation once untimed, then
+  ``--repeats`` times, each after a one-round barrier; the figure is party 0's
+  median in the second launch. The dealer process works during the clock, on
+  the same two cores: it makes and sends the plan's items as fast as it can,
+  so the first repeats share the cores with it (they are slower than the last
+  ones, and the median counts them). The first launch's median (dealer on
+  request) is in the note below the table.
+* **CrypTen s**: CrypTen's 2 processes
+  (``crypten.mpc.run_multiprocess(world_size=2)``, gloo over loopback), each
+  timing the operation after a barrier; the figure is party 0's.
+
+The ratios, each CrypTen's seconds over privet's:
+
+* **online** = CrypTen s / privet online s. The field's usual figure: MPC
+  papers report the online phase and count preprocessing apart (SecureML,
+  Mohassel & Zhang, IEEE S&P 2017; ABY3, Mohassel & Rindal, CCS 2018), because
+  correlated randomness depends on no input and can be made before the inputs
+  exist. CrypTen's TFP figure includes its triple generation, so this ratio
+  flatters privet.
+* **end-to-end** = CrypTen s / (privet online s + privet dealer s): the
+  conservative one. privet pays for every item of the run, input masks
+  included (CrypTen's clock has no input sharing in it), with nothing
+  overlapped: the offline and online phases one after the other.
+* **3-process** = CrypTen s / privet 3-process s: both systems as separate
+  processes talking over loopback, privet's dealer a third process.
+
+The TARGET_RATIO check (the issue's target: CrypTen's seconds at least 2x
+privet's on every workload) marks each of the three ratios.
+
+Same seed, same items: the inline and ahead runs must give bit-identical
+output shares, and the first (untimed) run of the real parties must open to
+bit-identical values; either mismatch stops the bench with
+``mpc_privet.MismatchError``. ``bench/mpc_privet.py`` holds privet's side (the
+workloads as privet programs, the simulator runs) that the bench and its party
+script share.
 
 Communication, per party and per operation (the same for every repetition):
 privet's :class:`~privet.mpc.CommStats` before and after the operation
-(rounds; bytes a party sends). CrypTen's communicator statistics
-(``comm.get().get_communication_stats()``, ``cfg.communicator.verbose`` on),
-the delta around the operation: its rounds are its collective calls; its
-bytes count an ``all_reduce`` of ``n`` elements as ``2 n * 8`` (what a party
-sends plus what it receives). With two parties and the TFP provider every
-exchange in these workloads is an ``all_reduce`` (checked once by counting
-the communicator's calls), so the table gives CrypTen's logged bytes / 2 as
-bytes sent. privet's dealer traffic (to the last party) is not in either
-count; CrypTen's TFP provider sends none (party 0 is the dealer).
+(rounds; bytes a party sends), in the simulator and in party 0's process.
+CrypTen's communicator statistics (``comm.get().get_communication_stats()``,
+``cfg.communicator.verbose`` on), the delta around the operation: its rounds
+are its collective calls; its bytes count an ``all_reduce`` of ``n`` elements
+as ``2 n * 8`` (what a party sends plus what it receives). With two parties
+and the TFP provider every exchange in these workloads is an ``all_reduce``
+(checked once by counting the communicator's calls), so the table gives
+CrypTen's logged bytes / 2 as bytes sent. privet's dealer traffic (to the last
+party) is not in either count; CrypTen's TFP provider sends none (party 0 is
+the dealer).
 
 Accuracy: the opened output against a float64 plaintext computation (numpy for
 matmul and ReLU, a float64 copy of the torch model for inference), the largest
@@ -47,8 +101,7 @@ agree with the plaintext ones. The note counts outputs off by more than 0.5:
 CrypTen 0.4.1's decoder (``FixedPointEncoder.decode``) floors a negative
 encoding divided by ``2^16 - 1`` instead of ``2^16``, so a value in
 ``(-k-1, -k)`` within ``(k + 1) 2^-16`` of ``-k-1`` opens 1.0 too low (PEERS.md
-saw the same). The target (the issue's): CrypTen's seconds at
-least 2x privet's on every workload.
+saw the same).
 
 CrypTen 0.4.1 is installed with ``--no-deps`` (see the Makefile) and imported
 through ``bench/crypten_loader.py``; it runs in a subprocess of its own (the
@@ -57,14 +110,15 @@ cannot be imported, its rows say why and privet's numbers still print.
 Private inference on privet's side uses ``privet.mpc.torch_models``; until that
 module exists its rows say so.
 
-Run ``python bench/bench_mpc.py`` (about a minute on 2 cores) or with
-``--quick`` for a smoke run of a few seconds (16x16 matmul, 1,000 ReLUs, 4
-images, models trained one epoch, one repeat: the figures mean nothing). The
-quick run includes CrypTen when it imports (its two processes start in about
-2 s); ``--no-crypten`` leaves it out. Each CrypTen party runs on
-``--crypten-threads`` torch threads (default 1: two parties on two cores; two
-threads each oversubscribe the cores and made CrypTen several times slower
-in a trial run).
+Run ``python bench/bench_mpc.py`` (a few minutes on 2 cores) or with
+``--quick`` for a smoke run of about 15 s (16x16 matmul, 1,000 ReLUs, 4
+images, models trained one epoch, one repeat, no warm-up: the figures mean
+nothing; the real parties run the matmul only). The quick run includes CrypTen
+when it imports (its two processes start in about 2 s); ``--no-crypten`` leaves
+it out, ``--no-processes`` privet's real parties. Each CrypTen party runs on
+``--crypten-threads`` torch threads and each privet party process on
+``--party-threads`` (default 1 both: two parties on two cores; two threads each
+oversubscribe the cores and made CrypTen several times slower in a trial run).
 """
 
 from __future__ import annotations
@@ -105,10 +159,19 @@ from mpc_models import (
     predict,
     train,
 )
-from privet.mpc import Dealer, Session, SharedTensor, Simulator
+from mpc_privet import (
+    DEALER_SEED,
+    SEED,
+    Kind,
+    Measured,
+    Outcome,
+    PrivetMeasured,
+    Workload,
+    check_identical,
+    measure_privet,
+)
+from privet.mpc import DealerPlan, LaunchError, LaunchResult, launch
 
-SEED = 0
-DEALER_SEED = SEED.to_bytes(32, "big")
 TARGET_RATIO = 2.0  # CrypTen seconds >= 2x privet's on every workload (the issue's target)
 REPEATS = 5
 MATMUL_SIZE = 256
@@ -120,52 +183,23 @@ QUICK_RELU_COUNT = 1_000
 QUICK_IMAGES = 4
 QUICK_EPOCHS = 1
 CRYPTEN_THREADS = 1  # torch threads per CrypTen party: 2 parties on 2 cores
+PARTY_THREADS = 1  # torch threads per privet party process, the same reason
 CRYPTEN_TIMEOUT_S = 600
+PARTY_SCRIPT = Path(__file__).resolve().with_name("mpc_bench_party.py")
+LAUNCH_WAIT_S = 120.0  # the longest any party may wait for one message
+LAUNCH_RUN_S = 600.0  # the longest one launch may last
 MISSING = "—"
 FAR_ERROR = 0.5  # outputs off by more than this are counted in the note
 CONFIG_FILE = "config.json"
 RESULT_FILE = "crypten.json"
-TORCH_MODELS_MISSING = "not available: privet.mpc.torch_models missing"
+QUICK_PROCESSES_SKIPPED = "skipped (--quick launches the matmul only)"
 
 
-class Kind(Enum):
-    MATMUL = "matmul"
-    RELU = "relu"
-    MLP = "mlp"
-    CNN = "cnn"
+@dataclass(frozen=True, kw_only=True)
+class ProcessMeasured(Measured):
+    """privet's real parties: ``seconds`` with the plan streamed, party 0's median."""
 
-    @property
-    def is_model(self) -> bool:
-        return self in (Kind.MLP, Kind.CNN)
-
-
-@dataclass(frozen=True)
-class Workload:
-    kind: Kind
-    size: int  # matrix side, element count or images
-
-    @property
-    def title(self) -> str:
-        n = self.size
-        return {
-            Kind.MATMUL: f"matmul {n}×{n} @ {n}×{n}",
-            Kind.RELU: f"ReLU on {n:,} elements",
-            Kind.MLP: f"MLP 784-128-128-10, {n} images",
-            Kind.CNN: f"CNN conv16-conv16-100-10, {n} images",
-        }[self.kind]
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One system's figures on one workload."""
-
-    seconds: float  # median over the repeats
-    rounds: int
-    bytes_sent: int  # per party
-    output: NDArray[np.float64]  # opened after the clock
-
-
-Outcome = Measured | str  # a string says why there is no measurement
+    on_request_seconds: float  # the recording launch's median: the dealer answering requests
 
 
 def workloads(quick: bool) -> list[Workload]:
@@ -199,6 +233,18 @@ def make_inputs(
     return arrays
 
 
+def write_inputs(
+    folder: Path, inputs: dict[str, NDArray[np.float64]], models: dict[Kind, nn.Sequential]
+) -> None:
+    """The inputs as ``<stem>.npy`` and each model as ``<kind>.safetensors`` (no pickle): what
+    CrypTen's parties and privet's party processes load."""
+    for stem, array in inputs.items():
+        np.save(folder / f"{stem}.npy", array, allow_pickle=False)
+    for kind, model in models.items():
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(folder / f"{kind.value}.safetensors"))
+
+
 def plaintext(
     w: Workload, inputs: dict[str, NDArray[np.float64]], models: dict[Kind, nn.Sequential]
 ) -> NDArray[np.float64]:
@@ -221,61 +267,69 @@ def train_models(split: ImageSplit, epochs: int) -> dict[Kind, tuple[nn.Sequenti
     return trained
 
 
-# -- privet -----------------------------------------------------------------------------------
+# -- privet in the simulator ------------------------------------------------------------------
 
 
-def privet_operation(
-    w: Workload,
-    session: Session,
-    inputs: dict[str, NDArray[np.float64]],
-    models: dict[Kind, nn.Sequential],
-) -> Callable[[], SharedTensor] | str:
-    """The operation to time, its inputs already shared; or why it is not available."""
-    if w.kind is Kind.MATMUL:
-        x = session.share(inputs["matmul_x"], owner=0)
-        y = session.share(inputs["matmul_y"], owner=1)
-        return lambda: x @ y
-    if w.kind is Kind.RELU:
-        z = session.share(inputs["relu_z"], owner=0)
-        return z.relu
-    try:
-        from privet.mpc.torch_models import private_model
-    except ImportError as exc:
-        if isinstance(exc, ModuleNotFoundError) and exc.name == "privet.mpc.torch_models":
-            return TORCH_MODELS_MISSING
-        return f"not available: privet.mpc.torch_models does not import ({exc})"
-    model = private_model(models[w.kind], session, owner=0)
-    images = session.share(inputs[f"{w.kind.value}_images"], owner=1)
-    return lambda: model(images)
+# -- privet's real parties (2 party processes and a dealer process) ---------------------------
 
 
-def measure_privet(
-    w: Workload,
+def launch_failure(error: LaunchError) -> str:
+    return f"not available: {str(error).splitlines()[0][:200]}"
+
+
+def launch_parties(
+    w: Workload, folder: str, repeats: int, threads: int, plan: DealerPlan | None
+) -> LaunchResult:
+    """One launch of ``bench/mpc_bench_party.py`` on ``folder``'s inputs."""
+    return launch(
+        PARTY_SCRIPT,
+        num_parties=2,
+        seed=DEALER_SEED,
+        args=[folder, w.kind.value, str(w.size), str(repeats), str(threads)],
+        timeout=LAUNCH_WAIT_S,
+        run_timeout=LAUNCH_RUN_S,
+        cwd=str(PARTY_SCRIPT.parent),
+        plan=plan,
+    )
+
+
+def measure_processes(
+    work: list[Workload],
     inputs: dict[str, NDArray[np.float64]],
     models: dict[Kind, nn.Sequential],
     repeats: int,
-    warmup: int,
-) -> Outcome:
-    runtime = Simulator(2)
-    session = Session(runtime, Dealer(2, seed=DEALER_SEED))
-    operation = privet_operation(w, session, inputs, models)
-    if isinstance(operation, str):
-        return operation
-    for _ in range(warmup):
-        operation()
-    times, rounds, sent = [], 0, 0
-    result: SharedTensor | None = None
-    for repeat in range(repeats):
-        before = (runtime.stats.rounds, runtime.stats.bytes_sent)
-        started = time.perf_counter()
-        result = operation()
-        times.append(time.perf_counter() - started)
-        if repeat == 0:
-            rounds = runtime.stats.rounds - before[0]
-            sent = runtime.stats.bytes_sent - before[1]
-    if result is None:  # pragma: no cover - repeats >= 1
-        return "not measured"
-    return Measured(statistics.median(times), rounds, sent, result.reveal())
+    threads: int,
+    progress: Callable[[str], None] | None = None,
+) -> dict[Kind, Outcome]:
+    """Each workload launched twice: dealer on request (recording the plan), then with the
+    plan streamed; party 0's medians. The two launches must open the same output.
+    ``progress`` hears of each workload when it is done."""
+    outcomes: dict[Kind, Outcome] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_mpc_parties_") as folder:
+        write_inputs(Path(folder), inputs, models)
+        for w in work:
+            try:
+                first = launch_parties(w, folder, repeats, threads, None)
+                planned = launch_parties(w, folder, repeats, threads, first.plan)
+            except LaunchError as error:
+                outcomes[w.kind] = launch_failure(error)
+                continue
+            recorded, streamed = first.parties[0].outputs, planned.parties[0].outputs
+            check_identical(
+                f"{w.kind.value}: the real parties' output with and without a plan",
+                recorded["output"],
+                streamed["output"],
+            )
+            outcomes[w.kind] = ProcessMeasured(
+                statistics.median(streamed["seconds"].tolist()),
+                int(streamed["comm"][0]),
+                int(streamed["comm"][1]),
+                np.asarray(streamed["output"], dtype=np.float64),
+                on_request_seconds=statistics.median(recorded["seconds"].tolist()),
+            )
+            if progress is not None:
+                progress(f"privet 3-process {w.kind.value} done")
+    return outcomes
 
 
 # -- CrypTen (in a subprocess of its own, parties in processes of their own) ------------------
@@ -397,11 +451,7 @@ def measure_crypten(
     """CrypTen's outcome per workload, and the provider it ran with."""
     with tempfile.TemporaryDirectory(prefix="bench_mpc_") as folder:
         path = Path(folder)
-        for stem, array in inputs.items():
-            np.save(path / f"{stem}.npy", array, allow_pickle=False)
-        for kind, model in models.items():
-            state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-            save_file(state, str(path / f"{kind.value}.safetensors"))
+        write_inputs(path, inputs, models)
         config = {
             "workloads": [{"kind": w.kind.value, "size": w.size} for w in work],
             "repeats": repeats,
@@ -456,26 +506,44 @@ def run_worker(folder: str) -> str | None:
     return None
 
 
-# -- the table --------------------------------------------------------------------------------
+# -- the tables -------------------------------------------------------------------------------
+
+
+class Ratio(Enum):
+    """CrypTen's seconds over one of privet's figures (the module docstring says why each)."""
+
+    ONLINE = "online"  # privet online s (dealer ahead)
+    END_TO_END = "end-to-end"  # privet online s + privet dealer s
+    PROCESSES = "3-process"  # privet 3-process s (plan streamed)
 
 
 @dataclass(frozen=True)
 class Row:
     workload: Workload
-    privet: Outcome
+    privet: Outcome  # the simulator: a PrivetMeasured when measured
+    processes: Outcome  # the real parties: a ProcessMeasured when measured
     crypten: Outcome
     reference: NDArray[np.float64]
 
-    @property
-    def ratio(self) -> float | None:
-        """CrypTen seconds / privet seconds."""
-        if isinstance(self.privet, str) or isinstance(self.crypten, str):
+    def privet_seconds(self, which: Ratio) -> float | None:
+        """The privet figure a ratio divides by."""
+        if which is Ratio.PROCESSES:
+            return None if isinstance(self.processes, str) else self.processes.seconds
+        if not isinstance(self.privet, PrivetMeasured):
             return None
-        return self.crypten.seconds / self.privet.seconds
+        if which is Ratio.ONLINE:
+            return self.privet.seconds
+        return self.privet.seconds + self.privet.dealer_seconds
 
-    @property
-    def target_met(self) -> bool | None:
-        ratio = self.ratio
+    def ratio(self, which: Ratio) -> float | None:
+        """CrypTen seconds / privet seconds."""
+        seconds = self.privet_seconds(which)
+        if seconds is None or isinstance(self.crypten, str):
+            return None
+        return self.crypten.seconds / seconds
+
+    def target_met(self, which: Ratio) -> bool | None:
+        ratio = self.ratio(which)
         return None if ratio is None else ratio >= TARGET_RATIO
 
 
@@ -496,14 +564,76 @@ def fmt_megabytes(nbytes: int) -> str:
     return f"{megabytes:,.0f}" if megabytes >= 100 else f"{megabytes:.3g}"
 
 
+def fmt_seconds(seconds: float | None) -> str:
+    return MISSING if seconds is None else f"{seconds:.3g}"
+
+
+def fmt_ratio(row: Row, which: Ratio) -> str:
+    ratio = row.ratio(which)
+    if ratio is None:
+        return MISSING
+    return f"{ratio:.2f}× {'met' if row.target_met(which) else 'missed'}"
+
+
+def time_cells(row: Row) -> list[str]:
+    """The time table's cells after the workload: five seconds, three ratios, the note."""
+    privet = row.privet if isinstance(row.privet, PrivetMeasured) else None
+    seconds = [
+        fmt_seconds(None if privet is None else privet.seconds),
+        fmt_seconds(None if privet is None else privet.dealer_seconds),
+        fmt_seconds(None if privet is None else privet.inline_seconds),
+        fmt_seconds(row.privet_seconds(Ratio.PROCESSES)),
+        fmt_seconds(None if isinstance(row.crypten, str) else row.crypten.seconds),
+    ]
+    reasons = [
+        f"{name}: {outcome}"
+        for name, outcome in (
+            ("privet", row.privet),
+            ("3-process", row.processes),
+            ("CrypTen", row.crypten),
+        )
+        if isinstance(outcome, str)
+    ]
+    return [*seconds, *(fmt_ratio(row, which) for which in Ratio), "; ".join(reasons)]
+
+
+def time_table(rows: list[Row]) -> Table:
+    result = Table(
+        title=(
+            "Two-party MPC: median seconds of one operation on shared inputs; "
+            f"ratios = CrypTen s / privet s, target ≥ {TARGET_RATIO:g}×"
+        ),
+        title_justify="left",
+    )
+    for name in (
+        "workload",
+        "privet online s\n(dealer ahead)",
+        "privet dealer s\n(ahead, offline)",
+        "privet\ninline s",
+        "privet\n3-process s",
+        "CrypTen s",
+        "ratio\nonline",
+        "ratio end-to-end\n(online + dealer)",
+        "ratio\n3-process",
+    ):
+        result.add_column(name, justify="left" if name == "workload" else "right")
+    result.add_column("note", overflow="fold", min_width=20)
+    for row in rows:
+        result.add_row(row.workload.title, *time_cells(row))
+    return result
+
+
+SYSTEMS = ("privet", "privet 3-process", "CrypTen")
+
+
 def system_cells(row: Row, outcome: Outcome) -> list[str]:
+    """Rounds, MB sent per party, max error, labels agreeing, the note."""
     if isinstance(outcome, str):
-        return [MISSING] * 5 + [outcome]
+        return [MISSING] * 4 + [outcome]
     agree = labels_agreeing(outcome, row.reference) if row.workload.kind.is_model else None
     error = max_error(outcome, row.reference)
     far = int(np.sum(np.abs(outcome.output - row.reference) > FAR_ERROR))
     return [
-        f"{outcome.seconds:.3g}",
         str(outcome.rounds),
         fmt_megabytes(outcome.bytes_sent),
         MISSING if error is None else f"{error:.2e}",
@@ -512,42 +642,83 @@ def system_cells(row: Row, outcome: Outcome) -> list[str]:
     ]
 
 
-def table(rows: list[Row]) -> Table:
+def accuracy_table(rows: list[Row]) -> Table:
     result = Table(
-        title="Two-party MPC, online phase (inputs already shared), median seconds",
+        title="Communication per party and operation, and accuracy of the opened output",
         title_justify="left",
     )
     for name in (
         "workload",
         "system",
-        "online s",
         "rounds",
         "MB sent\n/ party",
         "max |error|\nvs float64",
         "labels\nagree",
-        "CrypTen s\n/ privet s",
-        f"target\n≥ {TARGET_RATIO:g}×",
     ):
         result.add_column(name, justify="left" if name in ("workload", "system") else "right")
     result.add_column("note", overflow="fold", min_width=20)
     for row in rows:
-        ratio = MISSING if row.ratio is None else f"{row.ratio:.2f}×"
-        target = {True: "met", False: "missed", None: MISSING}[row.target_met]
-        privet = system_cells(row, row.privet)
-        crypten = system_cells(row, row.crypten)
-        result.add_row(row.workload.title, "privet", *privet[:5], ratio, target, privet[5])
-        result.add_row("", "CrypTen", *crypten[:5], "", "", crypten[5], end_section=True)
+        outcomes = (row.privet, row.processes, row.crypten)
+        for index, (system, outcome) in enumerate(zip(SYSTEMS, outcomes, strict=True)):
+            title = row.workload.title if index == 0 else ""
+            last = index == len(SYSTEMS) - 1
+            result.add_row(title, system, *system_cells(row, outcome), end_section=last)
     return result
 
 
 def summary(rows: list[Row]) -> str:
-    met = [r.workload.kind.value for r in rows if r.target_met is True]
-    missed = [r.workload.kind.value for r in rows if r.target_met is False]
-    unmeasured = [r.workload.kind.value for r in rows if r.target_met is None]
-    parts = [f"met on {', '.join(met) or 'none'}", f"missed on {', '.join(missed) or 'none'}"]
-    if unmeasured:
-        parts.append(f"not measured on {', '.join(unmeasured)}")
-    return f"target (CrypTen s ≥ {TARGET_RATIO:g}× privet s on each workload): " + "; ".join(parts)
+    parts = []
+    for which in Ratio:
+        verdicts = [(r.workload.kind.value, r.target_met(which)) for r in rows]
+        met = [kind for kind, verdict in verdicts if verdict is True]
+        missed = [kind for kind, verdict in verdicts if verdict is False]
+        unmeasured = [kind for kind, verdict in verdicts if verdict is None]
+        words = [f"met on {', '.join(met) or 'none'}", f"missed on {', '.join(missed) or 'none'}"]
+        if unmeasured:
+            words.append(f"not measured on {', '.join(unmeasured)}")
+        parts.append(f"{which.value}: " + ", ".join(words))
+    return f"target (CrypTen s ≥ {TARGET_RATIO:g}× privet s on each workload) · " + " · ".join(
+        parts
+    )
+
+
+def setup_note(
+    args: argparse.Namespace, rows: list[Row], provider: str, repeats: int, warmup: int
+) -> str:
+    """How each system ran, and what was checked."""
+    parts = [
+        "note: privet online, dealer and inline: Simulator(2), both parties in this process; "
+        "inline and dealer-ahead runs gave bit-identical output shares (same dealer seed)."
+    ]
+    if any(isinstance(row.processes, ProcessMeasured) for row in rows):
+        parts.append(
+            "privet 3-process: 2 party processes + a dealer process (privet.mpc.launch, TCP on "
+            f"loopback, the plan streamed, {args.party_threads} torch thread(s) per party), "
+            "timed by party 0; its first run opened to the simulator's output bit for bit."
+        )
+    if not args.no_crypten:
+        parts.append(
+            "CrypTen's 2 parties are 2 processes (run_multiprocess, gloo on loopback, provider "
+            f"{provider}, {args.crypten_threads} torch thread(s) each), timed by party 0; its "
+            "bytes are its logged bytes / 2 (it counts an all_reduce as sent + received)."
+        )
+    parts.append(f"{repeats} timed run(s) after {warmup} warm-up.")
+    if args.quick:
+        parts.append("Quick: the figures mean nothing.")
+    return " ".join(parts)
+
+
+def on_request_note(rows: list[Row]) -> str:
+    """The real parties' figures with the dealer answering requests (the recording launch)."""
+    figures = [
+        f"{row.workload.kind.value} {row.processes.on_request_seconds:.3g} s"
+        for row in rows
+        if isinstance(row.processes, ProcessMeasured)
+    ]
+    return (
+        "privet 3-process with the dealer answering each request (the launch that records the "
+        f"plan): {', '.join(figures) or MISSING}"
+    )
 
 
 def machine_facts() -> str:
@@ -559,6 +730,14 @@ def machine_facts() -> str:
     )
 
 
+def load_average() -> str:
+    """The 1-minute load average (another job on the cores slows every column)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not on this platform
+        return MISSING
+
+
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -567,17 +746,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 16x16 matmul, 1,000 ReLUs, 4 images, 1 epoch, 1 repeat, no warm-up",
+        help="smoke run: 16x16 matmul, 1,000 ReLUs, 4 images, 1 epoch, 1 repeat, no warm-up; "
+        "real parties for the matmul only",
     )
     parser.add_argument(
         "--repeats", type=positive_int, default=REPEATS, help="timed runs per workload (median)"
     )
-    parser.add_argument("--no-crypten", action="store_true", help="privet's rows only")
+    parser.add_argument("--no-crypten", action="store_true", help="leave CrypTen out")
+    parser.add_argument(
+        "--no-processes", action="store_true", help="leave privet's real party processes out"
+    )
     parser.add_argument(
         "--crypten-threads",
         type=positive_int,
         default=CRYPTEN_THREADS,
         help="torch threads in each CrypTen party process",
+    )
+    parser.add_argument(
+        "--party-threads",
+        type=positive_int,
+        default=PARTY_THREADS,
+        help="torch threads in each privet party process",
     )
     parser.add_argument(
         "--crypten-worker", metavar="DIR", help="internal: run CrypTen's parties on DIR's inputs"
@@ -592,13 +781,47 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def run_processes(
+    args: argparse.Namespace,
+    work: list[Workload],
+    privet: dict[Kind, Outcome],
+    inputs: dict[str, NDArray[np.float64]],
+    models: dict[Kind, nn.Sequential],
+    repeats: int,
+    progress: Callable[[str], None],
+) -> dict[Kind, Outcome]:
+    """The real-process outcome per workload, each checked against the simulator's output."""
+    if args.no_processes:
+        return {w.kind: "skipped (--no-processes)" for w in work}
+    outcomes: dict[Kind, Outcome] = {}
+    launched = []
+    for w in work:
+        simulated = privet[w.kind]
+        if isinstance(simulated, str):
+            outcomes[w.kind] = simulated
+        elif args.quick and w.kind is not Kind.MATMUL:
+            outcomes[w.kind] = QUICK_PROCESSES_SKIPPED
+        else:
+            launched.append(w)
+    outcomes |= measure_processes(launched, inputs, models, repeats, args.party_threads, progress)
+    for w in launched:
+        simulated, measured = privet[w.kind], outcomes[w.kind]
+        if not isinstance(simulated, str) and not isinstance(measured, str):
+            check_identical(
+                f"{w.kind.value}: the real parties' opened output and the simulator's",
+                simulated.output,
+                measured.output,
+            )
+    return outcomes
+
+
 def run(args: argparse.Namespace) -> int:
     quick: bool = args.quick
     repeats = 1 if quick else args.repeats
     warmup = 0 if quick else 1
     console = make_console()
     started = time.perf_counter()
-    console.print(machine_facts())
+    console.print(f"{machine_facts()} · load average {load_average()} at the start")
     work = workloads(quick)
     split = load_mnist_subset()
     epochs = QUICK_EPOCHS if quick else EPOCHS
@@ -616,6 +839,11 @@ def run(args: argparse.Namespace) -> int:
     for w in work:
         privet[w.kind] = measure_privet(w, inputs, models, repeats, warmup)
         console.print(f"privet {w.kind.value} done at {time.perf_counter() - started:.1f} s")
+
+    def progress(done: str) -> None:
+        console.print(f"{done} at {time.perf_counter() - started:.1f} s")
+
+    processes = run_processes(args, work, privet, inputs, models, repeats, progress)
     provider = MISSING
     if args.no_crypten:
         crypten: dict[Kind, Outcome] = {w.kind: "skipped (--no-crypten)" for w in work}
@@ -625,18 +853,19 @@ def run(args: argparse.Namespace) -> int:
         )
         console.print(f"CrypTen done at {time.perf_counter() - started:.1f} s")
 
-    rows = [Row(w, privet[w.kind], crypten[w.kind], plaintext(w, inputs, models)) for w in work]
-    console.print(table(rows))
-    console.print(
-        f"note: privet's Simulator(2) runs both parties in one process (numpy, dealer inline); "
-        f"CrypTen's 2 parties are 2 processes (run_multiprocess, gloo on loopback, provider "
-        f"{provider}, {args.crypten_threads} torch thread(s) each), timed by party 0. "
-        f"{repeats} timed run(s) after {warmup} warm-up; CrypTen's bytes are its logged "
-        f"bytes / 2 (it counts an all_reduce as sent + received)."
-        + (" Quick: the figures mean nothing." if quick else "")
-    )
+    rows = [
+        Row(w, privet[w.kind], processes[w.kind], crypten[w.kind], plaintext(w, inputs, models))
+        for w in work
+    ]
+    console.print(time_table(rows))
+    console.print(accuracy_table(rows))
+    console.print(setup_note(args, rows, provider, repeats, warmup))
+    if any(isinstance(row.processes, ProcessMeasured) for row in rows):
+        console.print(on_request_note(rows))
     console.print(summary(rows))
-    console.print(f"total {time.perf_counter() - started:.1f} s")
+    console.print(
+        f"total {time.perf_counter() - started:.1f} s · load average {load_average()} at the end"
+    )
     return 0
 
 
