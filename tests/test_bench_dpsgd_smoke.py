@@ -7,13 +7,13 @@ themselves are for people to read.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from bench_scripts import load_bench_script
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_dpsgd.py"
 
@@ -35,17 +35,7 @@ TABLE_TITLES = (
 
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``bench/bench_dpsgd.py`` (bench/ is not a package)."""
-    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("bench_dpsgd", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve a class's module through sys.modules.
-    monkeypatch.setitem(sys.modules, "bench_dpsgd", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, "bench_dpsgd")
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ figures themselves are for people to read.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -17,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from bench_scripts import load_bench_script
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_fl.py"
 
@@ -44,17 +45,7 @@ QUICK_ROW = re.compile(
 
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``bench/bench_fl.py`` (bench/ is not a package)."""
-    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("bench_fl", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve a class's module through sys.modules.
-    monkeypatch.setitem(sys.modules, "bench_fl", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, "bench_fl")
 
 
 @pytest.mark.slow

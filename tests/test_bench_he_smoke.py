@@ -7,7 +7,6 @@ imply; the target verdict is checked on made-up figures. No timing is asserted.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,21 +14,15 @@ from types import ModuleType
 
 import pytest
 
+from bench_scripts import load_bench_script
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_he.py"
 COLUMNS = 9
 MODES = ("naive r^n", "CRT (secret key)", "DJN l=512", "DJN l=256")
 
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``bench/bench_he.py`` (bench/ is not a package)."""
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("bench_he", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_he", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, "bench_he")
 
 
 def table_rows(out: str) -> list[list[str]]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench_scripts import load_bench_script
 from privet.mpc import Session, SharedTensor
 
 torch = pytest.importorskip("torch", reason="the torch extra (pip install privet[torch])")
@@ -52,17 +53,7 @@ ERROR_BOUNDS = {"matmul": 1e-3, "relu": 2**-16, "mlp": 0.05, "cnn": 0.05}
 
 
 def load(monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
-    """Import ``bench/<name>.py`` (bench/ is not a package)."""
-    # Scripts import bench/cli_helpers.py, bench/mpc_models.py, ... by name, as from the shell.
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve a class's module through sys.modules.
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, name)
 
 
 def body_rows(out: str, columns: int, key: int) -> list[list[str]]:

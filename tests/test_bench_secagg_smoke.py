@@ -8,7 +8,6 @@ target verdict, the Flower mods) do what the table says. No timing is asserted.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench_scripts import load_bench_script
 from privet.secagg import MaskingGraph
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_secagg.py"
@@ -27,17 +27,7 @@ COLUMNS = 17
 
 
 def load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``bench/bench_secagg.py`` (bench/ is not a package)."""
-    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
-    monkeypatch.syspath_prepend(str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("bench_secagg", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve a class's module through sys.modules.
-    monkeypatch.setitem(sys.modules, "bench_secagg", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, "bench_secagg")
 
 
 def table_rows(out: str) -> list[list[str]]:

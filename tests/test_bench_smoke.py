@@ -6,13 +6,13 @@ figures themselves are for people to read.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from bench_scripts import load_bench_script
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 
@@ -37,17 +37,7 @@ TABLE_TITLES = (
 
 
 def load_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """Import ``bench/<name>.py`` (bench/ is not a package)."""
-    # Scripts import bench/cli_helpers.py by name, as when run from the shell.
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve a class's module through sys.modules.
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script(monkeypatch, name)
 
 
 @pytest.mark.slow

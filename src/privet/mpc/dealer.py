@@ -51,6 +51,7 @@ from privet.mpc.ring import (
     ring_conv2d,
     ring_matmul,
 )
+from privet.mpc.runtime import check_party
 
 __all__ = [
     "ComparisonMask",
@@ -403,14 +404,6 @@ class Delivery(NamedTuple):
     value: RingArray | None
 
 
-def _check_owner(owner: object, num_parties: int) -> int:
-    if isinstance(owner, bool) or not isinstance(owner, int):
-        raise PrivacyError(f"owner must be a party index, got {owner!r}")
-    if not 0 <= owner < num_parties:
-        raise PrivacyError(f"owner must be in [0, {num_parties - 1}], got {owner}")
-    return owner
-
-
 class _Correlations:
     """The :class:`CorrelationSource` methods, each one :class:`ItemRequest` answered by
     :meth:`produce` (a full dealer's or a party's view)."""
@@ -422,7 +415,7 @@ class _Correlations:
 
     def input_mask(self, shape: tuple[int, ...], owner: int) -> InputMask:
         """A mask for secret-sharing ``owner``'s input: the owner opens ``x - r`` to all."""
-        _check_owner(owner, self.num_parties)
+        check_party(owner, self.num_parties, "owner")
         stacks, value = self.produce(ItemRequest(Method.INPUT_MASK, (shape,), (owner,)))
         return InputMask(stacks[0], value)
 
@@ -556,7 +549,7 @@ class Dealer(_Correlations):
         shapes, params = request.shapes, request.params
         match request.method:
             case Method.INPUT_MASK:
-                _check_owner(params[0], self.num_parties)
+                check_party(params[0], self.num_parties, "owner")
                 r = self._uniform(shapes[0])
                 delivery = Delivery((self._share(r),), r)
                 self.stats.bytes_sent += r.nbytes  # r itself also goes to the owner
