@@ -20,7 +20,8 @@ Example::
     total = encrypt(public, x, bound=100.0, randomness=djn).sum()
     decrypt(secret, total)
 
-gmpy2 is needed: ``pip install 'privet[he]'``. CKKS comes later.
+gmpy2 is needed: ``pip install 'privet[he]'``. CKKS (on TenSEAL, for real-valued vectors
+and encrypted inference) is :mod:`privet.he.ckks`, imported by name.
 """
 
 from __future__ import annotations
