@@ -242,9 +242,7 @@ def encrypt(context: CkksContext, values: ArrayLike) -> CkksVector:
     return CkksVector.encrypt(context, values)
 
 
-def decrypt(
-    secret: CkksContext, vector: CkksVector | Sequence[CkksVector]
-) -> NDArray[np.float64]:
+def decrypt(secret: CkksContext, vector: CkksVector | Sequence[CkksVector]) -> NDArray[np.float64]:
     """Decrypt ``vector`` with the private context ``secret`` of the same keys; a sequence
     of vectors of one length (a model's outputs) decrypts to the rows of a 2-D array."""
     if not isinstance(vector, CkksVector):
