@@ -1,0 +1,748 @@
+"""Encrypted federated aggregation: clients encrypt, the server adds, a key holder decrypts the sum.
+
+:class:`PaillierAggregationEngine` is a fit stage beside
+:class:`~privet.fl.secure_engine.SecAggEngine`: each round's fits end in a
+:class:`~privet.fl.strategy.SecureSum` that :func:`privet.fl.run_federated`
+hands to the strategy's ``aggregate_secure_sum``, so FedAvg, FedProx and the
+DP wrappers that run over SecAgg run over it unchanged. A round:
+
+1. The server asks the key holder for its public key (``fl.he_key_request`` ->
+   ``he.paillier.public_key``) and sends every sampled client its task
+   (``fl.he_fit``): the global parameters, the fit instructions, what to
+   contribute, the encoding, and the public key.
+2. Each client (:class:`HeClient`) trains, forms the contribution a SecAgg
+   client would (:func:`~privet.fl.secure_client.contribution_vector`: the
+   clipped, weighted update, its weight and, if asked, its unclipped bit),
+   encodes it in fixed point and encrypts it *packed* under the key holder's
+   key (:func:`privet.he.encrypt_packed`; Bianchi, Piva and Barni, IEEE TIFS
+   2010), and sends one ``he.paillier.packed_array`` back.
+3. The server checks each contribution (right key, fresh, the round's layout),
+   multiplies the ciphertexts (Paillier 1999: ``Enc(a) Enc(b) = Enc(a + b)``)
+   and sends the encrypted sum to the key holder.
+4. The :class:`KeyHolder` decrypts it (if it holds at least
+   ``min_contributions`` contributions) and returns the sum (``fl.he_sum``).
+
+Trust model. The key holder is a party apart from the server — an external
+decryptor, or one of the clients — and holds the only copy of the secret key.
+*The key holder must not collude with the server*: together they could
+decrypt any single contribution. Both are honest-but-curious (they follow the
+protocol): the server sees only ciphertexts and the decrypted sum the key
+holder returns; the key holder sees the encrypted sums the server sends and
+their decryptions, i.e. the sum, just as the server does. The key holder
+decrypts nothing with fewer than ``min_contributions`` contributions (counted
+from the ciphertext's public offset, not from the server's word), but it
+cannot tell a sum of ``m`` clients from one client's ciphertext multiplied by
+``m``, nor two overlapping sums of one round: a *malicious* server could
+isolate an update that way; signed contributions would be needed against it.
+Clients should pin the key holder's key fingerprint, obtained out of band
+(``key_fingerprint``), so a server cannot substitute a key of its own. The
+transport must authenticate its endpoints (Paillier ciphertexts are malleable).
+Unlike SecAgg, a client's dropout costs nothing and needs no recovery round:
+the sum is over the contributions that arrived.
+
+Encoding. With an L2 clip ``C`` from the strategy every coordinate is within
+``max(C, 1)`` (the weight and the bit are in ``[0, 1]``); without a clip the
+config must declare ``bound`` and a client refuses a value beyond it (never
+wraps). Fractional bits: 32 for unweighted sums; weighted ones add the bits of
+``max_weight``, so the smallest weight ``1/max_weight`` keeps 32 significant
+bits. Each encoded value is off by at most ``2^-(f+1)``, a sum of ``m`` by
+``m 2^-(f+1)``. The packing headroom is ``ceil(log2 max_clients)`` bits: a round
+of more than ``2^h`` clients is refused before anyone encrypts. Distributed
+noise (Kairouz et al. 2021, :class:`~privet.fl.distributed_dp.DistributedDp`)
+is supported: a client encodes with the mechanism and encrypts its values in
+``Z_{2^k}`` read as signed integers; the decrypted integer sum is the modular
+sum SecAgg would reveal (no wrap, which only costs accuracy), and a round with
+fewer than ``min_honest_clients`` contributions is aborted before decryption.
+
+Randomness. Clients use :class:`privet.he.DjnRandomness` by default (one
+fixed-base table per key, kept across rounds; the extra short-exponent
+assumption it rests on is stated in :mod:`privet.he.randomness`), or plain
+``r^n`` (:attr:`ClientRandomness.NAIVE`, DCRA only), from the OS CSPRNG unless
+a seeded generator is passed (simulation and tests only).
+
+Cost. A client sends ``ceil(L / k)`` ciphertexts of ``2|n|`` bits for ``L``
+values, ``k = (|n| - 1) // (bitlen(2 B 2^f) + h)`` per ciphertext (B the bound,
+f the fractional bits, h the headroom); the server multiplies ``m - 1`` such
+vectors modulo ``n^2``; the key holder decrypts one (two half-size
+exponentiations per ciphertext). :attr:`PaillierAggregationEngine.last_round`
+records the server's measured share of each round.
+
+This module needs gmpy2 (``pip install 'privet[he]'``): :mod:`privet.fl` does
+not import it; import ``privet.fl.he_aggregation`` by name, like
+:mod:`privet.fl.ray_engine`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import operator
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from privet.errors import PrivacyError
+from privet.fl.engine import Engine, SequentialEngine
+from privet.fl.he_messages import (
+    HE_KEY_REQUEST,
+    HeFitTask,
+    PackedEncoding,
+    decode_decrypted_sum,
+    decode_he_fit_task,
+    decode_key_request,
+    encode_decrypted_sum,
+    encode_he_fit_task,
+    encode_key_request,
+    noise_encoding,
+)
+from privet.fl.parameters import Parameters
+from privet.fl.secure_client import contribution_vector
+from privet.fl.strategy import SecureContribution, SecureSum
+from privet.fl.types import (
+    Client,
+    EvaluateInstructions,
+    EvaluateResult,
+    FitInstructions,
+    FitResult,
+    RoundAborted,
+    RoundResults,
+)
+from privet.he import (
+    MIN_BITS,
+    DjnRandomness,
+    NaiveRandomness,
+    PackedEncryptedArray,
+    PackingLayout,
+    PaillierPublicKey,
+    PaillierSecretKey,
+    Randomness,
+    decode_packed_array,
+    decode_public_key,
+    decrypt_packed,
+    encode_packed_array,
+    encode_public_key,
+    encrypt_packed,
+    generate_keypair,
+)
+from privet.he.codec import PACKED_ARRAY_KIND
+from privet.wire import decode_message
+
+__all__ = [
+    "ClientRandomness",
+    "Crossing",
+    "HeClient",
+    "HeRoundStats",
+    "HeTransport",
+    "InMemoryHeTransport",
+    "InMemoryKeyHolderChannel",
+    "KeyHolder",
+    "KeyHolderChannel",
+    "PaillierAggregation",
+    "PaillierAggregationEngine",
+    "contribution_values",
+    "signed_residues",
+]
+
+logger = logging.getLogger("privet.fl")
+
+SERVER = "server"
+KEY_HOLDER = "key_holder"
+#: Fractional bits that resolve an unweighted update (absolute resolution 2^-32).
+RESOLUTION_BITS = 32
+# An L2-clipped vector can exceed its clip by a few ulps of float rounding; the bound must
+# not make such a client refuse its own update.
+_CLIP_SLACK = 1.0 + 2.0**-40
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise PrivacyError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+class ClientRandomness(Enum):
+    """Where a client's fresh Paillier randomness comes from (:mod:`privet.he.randomness`)."""
+
+    DJN = "djn"  # h_s^a, short a (DJN 2010): fast, one table per key; an extra assumption
+    NAIVE = "naive"  # r^n (Paillier 1999): DCRA only; one full exponentiation per ciphertext
+
+
+@dataclass(frozen=True)
+class PaillierAggregation:
+    """How rounds are aggregated under Paillier; public, the same for every party.
+
+    Attributes
+    ----------
+    max_clients
+        The most clients one round may sum, known up front: it sets the
+        packing headroom ``h = ceil(log2 max_clients)`` (rounds of up to
+        ``2^h`` clients; a larger one is refused before anyone encrypts).
+    bound
+        ``|x|`` bound on every update coordinate when the strategy does not
+        clip (required then; a client refuses a value beyond it). Ignored
+        when the strategy sets an L2 clip, which bounds every coordinate.
+    frac_bits
+        Fixed-point fractional bits; ``None`` picks 32, plus the bits of
+        ``max_weight`` for weighted sums (see the module docstring).
+    max_weight
+        Example counts are capped here for weighted averaging.
+    min_clients
+        The server aborts a round with fewer contributions than this (a sum of
+        one is that client's update).
+    insecure_for_tests
+        Accept a key holder key of 1024 to 2047 bits (tests only).
+    """
+
+    max_clients: int
+    bound: float | None = None
+    frac_bits: int | None = None
+    max_weight: int = 100_000
+    min_clients: int = 2
+    insecure_for_tests: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("max_clients", self.max_clients, 2)
+        bound = self.bound
+        if bound is not None and (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not (math.isfinite(bound) and bound > 0)
+        ):
+            raise PrivacyError(f"bound must be None or a finite number > 0, got {bound!r}")
+        if self.frac_bits is not None:
+            PackedEncoding(1.0, self.frac_bits, 0)  # the encoding's own check and message
+        _check_int("max_weight", self.max_weight, 1)
+        minimum = self.min_clients
+        if isinstance(minimum, bool) or not isinstance(minimum, int):
+            raise PrivacyError(f"min_clients must be an integer >= 2, got {minimum!r}")
+        if not 2 <= minimum <= self.max_clients:
+            raise PrivacyError(
+                f"min_clients must be in [2, max_clients={self.max_clients}], got {minimum}"
+            )
+        if not isinstance(self.insecure_for_tests, bool):
+            raise PrivacyError(
+                f"insecure_for_tests must be a bool, got {self.insecure_for_tests!r}"
+            )
+
+    @property
+    def headroom_bits(self) -> int:
+        """``ceil(log2 max_clients)``: the packing leaves room for ``2^h >= max_clients`` sums."""
+        return (self.max_clients - 1).bit_length()
+
+    def encoding(self, contribution: SecureContribution, size: int, clients: int) -> PackedEncoding:
+        """The round's encoding; refuses a round the headroom or the bound cannot serve."""
+        h = self.headroom_bits
+        if clients > 1 << h:
+            raise PrivacyError(
+                f"a round must have at most 2^{h} = {1 << h} clients (the packing headroom for "
+                f"max_clients={self.max_clients}), got {clients} clients; refused before any "
+                "client encrypts"
+            )
+        noise = contribution.distributed_noise
+        if noise is not None:
+            if noise.dimension != size or noise.num_clients < clients:
+                raise PrivacyError(
+                    f"distributed noise must cover {size} parameters and >= {clients} clients, "
+                    f"got dimension {noise.dimension} for {noise.num_clients} clients"
+                )
+            return noise_encoding(noise, h)
+        if contribution.l2_clip is not None:
+            bound = max(float(contribution.l2_clip) * _CLIP_SLACK, 1.0)
+        elif self.bound is not None:
+            bound = max(float(self.bound), 1.0)
+        else:
+            raise PrivacyError(
+                "bound must be set in PaillierAggregation when the strategy does not clip "
+                "updates (l2_clip is None), got None: fixed point needs a public bound, never "
+                "one computed from the data"
+            )
+        frac_bits = self.frac_bits
+        if frac_bits is None:
+            extra = self.max_weight.bit_length() if contribution.weighted else 0
+            frac_bits = RESOLUTION_BITS + extra
+        return PackedEncoding(bound, frac_bits, h)
+
+
+# -- the key holder ----------------------------------------------------------------------------
+
+
+class KeyHolder:
+    """The party that holds the Paillier secret key and decrypts sums, never single updates.
+
+    Sans-I/O: :meth:`handle` takes one request as wire bytes and returns the
+    reply. It answers a key request with its public key, and an encrypted sum
+    under its key with the decrypted sum, if the sum holds at least
+    ``min_contributions`` fresh contributions (counted from the ciphertext's
+    public offset). See the module docstring for what it must not do (collude
+    with the server).
+
+    Parameters
+    ----------
+    secret_key
+        The key pair's secret half; it never leaves this object.
+    min_contributions
+        Sums of fewer contributions are refused (default 2).
+    """
+
+    def __init__(self, secret_key: PaillierSecretKey, *, min_contributions: int = 2) -> None:
+        if not isinstance(secret_key, PaillierSecretKey):
+            raise PrivacyError(
+                f"secret_key must be a PaillierSecretKey, got {type(secret_key).__name__}"
+            )
+        self._secret_key = secret_key
+        self.min_contributions = _check_int("min_contributions", min_contributions, 2)
+
+    @classmethod
+    def generate(
+        cls, bits: int = MIN_BITS, *, min_contributions: int = 2, insecure_for_tests: bool = False
+    ) -> KeyHolder:
+        """A key holder with a fresh key pair (``insecure_for_tests`` allows 1024-bit keys)."""
+        _, secret = generate_keypair(bits, insecure_for_tests=insecure_for_tests)
+        return cls(secret, min_contributions=min_contributions)
+
+    @property
+    def public_key(self) -> PaillierPublicKey:
+        return self._secret_key.public_key
+
+    def __repr__(self) -> str:
+        return f"KeyHolder(key={self.public_key.fingerprint[:16]}..., secret key withheld)"
+
+    def handle(self, request: bytes) -> bytes:
+        """Answer one request (a key request or an encrypted sum).
+
+        Raises
+        ------
+        WireError
+            Malformed or corrupted bytes, or another message kind.
+        PrivacyError
+            A sum under another key, not a sum of fresh contributions, or of
+            fewer than ``min_contributions``.
+        """
+        message = decode_message(request, expected_kind=(HE_KEY_REQUEST, PACKED_ARRAY_KIND))
+        if message.kind == HE_KEY_REQUEST:
+            decode_key_request(message)
+            return encode_public_key(self.public_key)
+        packed = decode_packed_array(request, self.public_key)
+        count = self._contributions(packed)
+        values = decrypt_packed(self._secret_key, packed)
+        return encode_decrypted_sum(values.ravel(), count, self.public_key.fingerprint)
+
+    def _contributions(self, packed: PackedEncryptedArray) -> int:
+        # A fresh contribution carries offset B and bound 2B; sums add both.
+        count, rest = divmod(packed.offset, packed.layout.value_bound)
+        if rest or packed.upper != 2 * packed.offset:
+            raise PrivacyError(
+                "the encrypted sum must be a sum of fresh contributions (offset a multiple of "
+                "the value bound, slot bound twice the offset), got one that is not"
+            )
+        if count < self.min_contributions:
+            raise PrivacyError(
+                f"the encrypted sum must hold at least {self.min_contributions} contributions, "
+                f"got {count}: a smaller sum would reveal a single client's update"
+            )
+        return count
+
+
+# -- the client's side -------------------------------------------------------------------------
+
+
+def signed_residues(encoded: NDArray[np.uint64], modulus_bits: int) -> NDArray[np.int64]:
+    """Values of ``Z_{2^k}`` as signed integers in ``[-2^(k-1), 2^(k-1))``."""
+    shift = np.uint64(64 - modulus_bits)
+    # Move bit k-1 to the sign bit, then shift back arithmetically: sign extension.
+    signed: NDArray[np.int64] = (encoded << shift).view(np.int64) >> shift.astype(np.int64)
+    return signed
+
+
+def contribution_values(
+    result: FitResult, task: HeFitTask, rng: np.random.Generator | None = None
+) -> NDArray[Any]:
+    """What a client encrypts: its contribution vector, checked against the bound, or with
+    distributed noise the mechanism's noised integers (signed)."""
+    contribution = task.contribution
+    vector = contribution_vector(
+        result.parameters, task.parameters, result.num_examples, contribution, task.max_weight
+    )
+    noise = contribution.distributed_noise
+    if noise is not None:
+        return signed_residues(noise.encode(vector, rng), noise.modulus_bits)
+    bound = task.encoding.bound
+    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
+    if largest > bound:
+        raise PrivacyError(
+            f"contribution values must be within the declared bound |x| <= {bound!r}, got "
+            f"|x| = {largest!r}: refused, never wrapped (clip the update or declare a larger "
+            "bound)"
+        )
+    return vector
+
+
+class HeClient:
+    """A federated client's side of an encrypted round: task bytes in, ciphertext bytes out.
+
+    Parameters
+    ----------
+    client
+        The federated client that trains.
+    key_fingerprint
+        The key holder's key fingerprint, obtained out of band: a task under
+        any other key is refused (the server could otherwise substitute its
+        own key and read the update). ``None`` trusts the task's key.
+    randomness
+        Source of Paillier randomness (DJN by default).
+    rng
+        ``None`` (real use): randomness and noise from the OS CSPRNG. A seeded
+        generator is for simulation and tests only.
+    insecure_for_tests
+        Accept a 1024- to 2047-bit key (tests only).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        key_fingerprint: str | None = None,
+        randomness: ClientRandomness = ClientRandomness.DJN,
+        rng: np.random.Generator | None = None,
+        insecure_for_tests: bool = False,
+    ) -> None:
+        if not isinstance(randomness, ClientRandomness):
+            raise PrivacyError(f"randomness must be a ClientRandomness, got {randomness!r}")
+        self._client = client
+        self._fingerprint = key_fingerprint
+        self._kind = randomness
+        self._rng = rng
+        self._insecure = insecure_for_tests
+        self._randomness: Randomness | None = None  # kept across rounds: DJN's table is costly
+
+    def _source(self, key: PaillierPublicKey) -> Randomness:
+        if self._randomness is None or self._randomness.public_key != key:
+            draw: Callable[[int], bytes] = os.urandom if self._rng is None else self._rng.bytes
+            if self._kind is ClientRandomness.DJN:
+                self._randomness = DjnRandomness(key, random_bytes=draw)
+            else:
+                self._randomness = NaiveRandomness(key, random_bytes=draw)
+        return self._randomness
+
+    def respond(self, data: bytes) -> bytes:
+        """Decode the task, train, encrypt the contribution packed, encode it."""
+        task = decode_he_fit_task(data, insecure_for_tests=self._insecure)
+        key = task.public_key
+        if self._fingerprint is not None and key.fingerprint != self._fingerprint:
+            raise PrivacyError(
+                f"the task's public key must be the key holder's ({self._fingerprint[:16]}...), "
+                f"got {key.fingerprint[:16]}...: refused, nothing was encrypted under it"
+            )
+        result = self._client.fit(task.parameters, task.instructions)
+        values = contribution_values(result, task, self._rng)
+        encoding = task.encoding
+        encrypted = encrypt_packed(
+            key,
+            values,
+            bound=encoding.bound,
+            frac_bits=encoding.frac_bits,
+            headroom_bits=encoding.headroom_bits,
+            randomness=self._source(key),
+        )
+        return encode_packed_array(encrypted)
+
+
+# -- transports --------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class HeTransport(Protocol):
+    """Carries one encrypted round between the server and named clients."""
+
+    def collect(self, tasks: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Send each client its ``fl.he_fit`` task; collect the encrypted contributions.
+        A client missing from the reply dropped out (it failed or timed out)."""
+        ...
+
+
+@runtime_checkable
+class KeyHolderChannel(Protocol):
+    """Carries requests from the server to the key holder and its replies."""
+
+    def request(self, data: bytes) -> bytes:
+        """One request as wire bytes; the reply. A refusal raises ``PrivacyError``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One message as it crossed an in-memory transport (tests inspect the server's view)."""
+
+    sender: str
+    recipient: str
+    data: bytes
+
+
+class InMemoryHeTransport:
+    """Clients in this process behind :class:`HeClient`; every message still travels as bytes.
+
+    ``log`` records every crossing, in order. A client that raises drops out
+    of the round (logged as a warning), as a disconnected one would.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, Client],
+        *,
+        key_fingerprint: str | None = None,
+        randomness: ClientRandomness = ClientRandomness.DJN,
+        rng: np.random.Generator | None = None,
+        insecure_for_tests: bool = False,
+    ) -> None:
+        self._clients = {
+            name: HeClient(
+                client,
+                key_fingerprint=key_fingerprint,
+                randomness=randomness,
+                rng=rng,
+                insecure_for_tests=insecure_for_tests,
+            )
+            for name, client in clients.items()
+        }
+        self.log: list[Crossing] = []
+
+    def collect(self, tasks: Mapping[str, bytes]) -> dict[str, bytes]:
+        replies: dict[str, bytes] = {}
+        for name, data in tasks.items():
+            client = self._clients.get(name)
+            if client is None:
+                raise PrivacyError(f"unknown client id {name!r}")
+            self.log.append(Crossing(SERVER, name, data))
+            try:
+                reply = client.respond(data)
+            except Exception as error:  # a failing client drops out of the round
+                logger.warning("client %r failed its encrypted fit: %s", name, error)
+                continue
+            self.log.append(Crossing(name, SERVER, reply))
+            replies[name] = reply
+        return replies
+
+
+class InMemoryKeyHolderChannel:
+    """A :class:`KeyHolder` in this process; requests and replies still cross as bytes."""
+
+    def __init__(self, key_holder: KeyHolder) -> None:
+        if not isinstance(key_holder, KeyHolder):
+            raise PrivacyError(f"key_holder must be a KeyHolder, got {type(key_holder).__name__}")
+        self._key_holder = key_holder
+        self.log: list[Crossing] = []
+
+    def request(self, data: bytes) -> bytes:
+        self.log.append(Crossing(SERVER, KEY_HOLDER, data))
+        reply = self._key_holder.handle(data)
+        self.log.append(Crossing(KEY_HOLDER, SERVER, reply))
+        return reply
+
+
+# -- the server's side -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeRoundStats:
+    """What the last encrypted round cost the server (measured, for benchmarks and logs)."""
+
+    clients: int
+    finished: int
+    ciphertexts_per_client: int
+    bytes_from_clients: int
+    add_seconds: float
+    decrypt_seconds: float  # the key holder's round trip, decryption included
+
+
+class PaillierAggregationEngine:
+    """Fits through Paillier-encrypted aggregation; evaluation as a plain engine would.
+
+    The server side: it holds the public key, the clients' ciphertexts and the
+    decrypted sum, never the secret key (it reaches the key holder through a
+    :class:`KeyHolderChannel`).
+
+    Parameters
+    ----------
+    transport
+        Carries tasks to the clients and their ciphertexts back.
+    key_holder
+        The channel to the key holder.
+    evaluation
+        The engine that runs client-side evaluation (losses are not updates).
+    config
+        The round parameters (see :class:`PaillierAggregation`).
+    """
+
+    def __init__(
+        self,
+        transport: HeTransport,
+        key_holder: KeyHolderChannel,
+        evaluation: Engine,
+        config: PaillierAggregation,
+    ) -> None:
+        if isinstance(key_holder, KeyHolder):
+            raise PrivacyError(
+                "key_holder must be a KeyHolderChannel, got the KeyHolder itself: the server "
+                "must not hold the secret key (wrap it in InMemoryKeyHolderChannel to simulate)"
+            )
+        if not isinstance(transport, HeTransport):
+            raise PrivacyError(f"transport must implement HeTransport, got {transport!r}")
+        if not isinstance(key_holder, KeyHolderChannel):
+            raise PrivacyError(f"key_holder must implement KeyHolderChannel, got {key_holder!r}")
+        if not isinstance(config, PaillierAggregation):
+            raise PrivacyError(f"config must be a PaillierAggregation, got {config!r}")
+        self.transport = transport
+        self.key_holder = key_holder
+        self.evaluation = evaluation
+        self.config = config
+        self.last_round: HeRoundStats | None = None
+
+    @classmethod
+    def in_memory(
+        cls,
+        clients: Mapping[str, Client],
+        key_holder: KeyHolder,
+        config: PaillierAggregation | None = None,
+        *,
+        randomness: ClientRandomness = ClientRandomness.DJN,
+        rng: np.random.Generator | None = None,
+    ) -> PaillierAggregationEngine:
+        """Clients and key holder in this process (clients pin the key holder's fingerprint);
+        ``config`` defaults to ``max_clients = len(clients)``."""
+        if config is None:
+            config = PaillierAggregation(max_clients=max(2, len(clients)))
+        transport = InMemoryHeTransport(
+            clients,
+            key_fingerprint=key_holder.public_key.fingerprint,
+            randomness=randomness,
+            rng=rng,
+            insecure_for_tests=config.insecure_for_tests,
+        )
+        channel = InMemoryKeyHolderChannel(key_holder)
+        return cls(transport, channel, SequentialEngine(clients), config)
+
+    @property
+    def client_ids(self) -> Sequence[str]:
+        return self.evaluation.client_ids
+
+    def fit(
+        self, parameters: Parameters, tasks: Sequence[tuple[str, FitInstructions]]
+    ) -> RoundResults[FitResult]:
+        raise PrivacyError(
+            "PaillierAggregationEngine never returns individual client results; run it with "
+            "run_federated and a strategy that aggregates a sum (FedAvg or its DP wrappers)"
+        )
+
+    def evaluate(
+        self, parameters: Parameters, tasks: Sequence[tuple[str, EvaluateInstructions]]
+    ) -> RoundResults[EvaluateResult]:
+        return self.evaluation.evaluate(parameters, tasks)
+
+    def close(self) -> None:
+        self.evaluation.close()
+
+    def fit_secure(
+        self,
+        parameters: Parameters,
+        tasks: Sequence[tuple[str, FitInstructions]],
+        contribution: SecureContribution,
+        server_round: int,
+    ) -> SecureSum:
+        """Run one encrypted round: the sum of the contributions that arrived."""
+        names = [name for name, _ in tasks]
+        n = len(names)
+        if len(set(names)) != n:
+            raise PrivacyError(f"tasks must name each client once, got {names!r}")
+        encoding = self.config.encoding(contribution, parameters.size, n)
+        if n < self.config.min_clients:
+            raise RoundAborted(
+                f"encrypted aggregation needs at least {self.config.min_clients} clients, got {n}"
+            )
+        key = decode_public_key(
+            self.key_holder.request(encode_key_request()),
+            insecure_for_tests=self.config.insecure_for_tests,
+        )
+        layout = encoding.layout(key.bits)
+        he_tasks = {
+            name: HeFitTask(key, parameters, ins, contribution, encoding, self.config.max_weight)
+            for name, ins in tasks
+        }
+        length = he_tasks[names[0]].vector_length
+        replies = self.transport.collect(
+            {name: encode_he_fit_task(task) for name, task in he_tasks.items()}
+        )
+        arrays = self._receive(replies, names, key, layout, encoding, length)
+        finished = len(arrays)
+        noise = contribution.distributed_noise
+        needed = max(self.config.min_clients, noise.min_honest_clients if noise else 0)
+        if finished < needed:
+            raise RoundAborted(
+                f"{finished} of {n} clients sent a valid encrypted contribution; the round "
+                f"needs at least {needed}"
+            )
+        started = time.perf_counter()
+        total = functools.reduce(operator.add, arrays)
+        added = time.perf_counter()
+        try:
+            reply = self.key_holder.request(encode_packed_array(total))
+        except PrivacyError as error:
+            raise RoundAborted(f"the key holder refused to decrypt: {error}") from None
+        values, count = decode_decrypted_sum(reply, length=length, fingerprint=key.fingerprint)
+        self.last_round = HeRoundStats(
+            clients=n,
+            finished=finished,
+            ciphertexts_per_client=layout.ciphertexts_for(length),
+            bytes_from_clients=sum(len(replies[name]) for name in names if name in replies),
+            add_seconds=added - started,
+            decrypt_seconds=time.perf_counter() - added,
+        )
+        if count != finished:
+            raise PrivacyError(
+                f"the key holder must decrypt the sum of the {finished} contributions sent, "
+                f"got a sum of {count}"
+            )
+        if noise is not None:
+            return SecureSum(values / float(noise.scale), float(finished), finished, n - finished)
+        size = parameters.size
+        # Bits add up to an integer; the fixed-point error is far below 1/2.
+        unclipped = round(float(values[size + 1])) if contribution.report_unclipped else None
+        return SecureSum(values[:size], float(values[size]), finished, n - finished, unclipped)
+
+    @staticmethod
+    def _receive(
+        replies: Mapping[str, bytes],
+        names: Sequence[str],
+        key: PaillierPublicKey,
+        layout: PackingLayout,
+        encoding: PackedEncoding,
+        length: int,
+    ) -> list[PackedEncryptedArray]:
+        """The well-formed fresh contributions, in task order; a bad one drops its sender."""
+        arrays: list[PackedEncryptedArray] = []
+        for name in names:
+            data = replies.get(name)
+            if data is None:
+                continue
+            try:
+                array = decode_packed_array(data, key)
+                fresh = (array.shape, array.frac_bits, array.layout, array.offset, array.upper)
+                expected = ((length,), encoding.frac_bits, layout, layout.value_bound)
+                if fresh != (*expected, 2 * layout.value_bound):
+                    raise PrivacyError(
+                        f"a contribution must be one fresh packed array of shape ({length},) "
+                        f"in the round's layout, got shape {array.shape} with "
+                        f"{array.frac_bits} fractional bits"
+                        + ("" if array.layout == layout else " in another layout")
+                    )
+            except PrivacyError as error:  # a bad message drops its sender, never the server
+                logger.warning("dropping client %r: %s", name, error)
+                continue
+            arrays.append(array)
+        return arrays
