@@ -10,17 +10,19 @@ DP wrappers that run over SecAgg run over it unchanged. A round:
    ``he.paillier.public_key``) and sends every sampled client its task
    (``fl.he_fit``): the global parameters, the fit instructions, what to
    contribute, the encoding, and the public key.
-2. Each client (:class:`HeClient`) trains, forms the contribution a SecAgg
-   client would (:func:`~privet.fl.secure_client.contribution_vector`: the
-   clipped, weighted update, its weight and, if asked, its unclipped bit),
-   encodes it in fixed point and encrypts it *packed* under the key holder's
-   key (:func:`privet.he.encrypt_packed`; Bianchi, Piva and Barni, IEEE TIFS
+2. Each client (:class:`~privet.fl.he_client.HeClient`) trains, forms the
+   contribution a SecAgg client would
+   (:func:`~privet.fl.secure_client.contribution_vector`: the clipped,
+   weighted update, its weight and, if asked, its unclipped bit), encodes it
+   in fixed point and encrypts it *packed* under the key holder's key
+   (:func:`privet.he.encrypt_packed`; Bianchi, Piva and Barni, IEEE TIFS
    2010), and sends one ``he.paillier.packed_array`` back.
 3. The server checks each contribution (right key, fresh, the round's layout),
    multiplies the ciphertexts (Paillier 1999: ``Enc(a) Enc(b) = Enc(a + b)``)
    and sends the encrypted sum to the key holder.
-4. The :class:`KeyHolder` decrypts it (if it holds at least
-   ``min_contributions`` contributions) and returns the sum (``fl.he_sum``).
+4. The :class:`~privet.fl.he_key_holder.KeyHolder` decrypts it (if it holds
+   at least ``min_contributions`` contributions) and returns the sum
+   (``fl.he_sum``).
 
 Trust model. The key holder is a party apart from the server — an external
 decryptor, or one of the clients — and holds the only copy of the secret key.
@@ -57,8 +59,9 @@ fewer than ``min_honest_clients`` contributions is aborted before decryption.
 Randomness. Clients use :class:`privet.he.DjnRandomness` by default (one
 fixed-base table per key, kept across rounds; the extra short-exponent
 assumption it rests on is stated in :mod:`privet.he.randomness`), or plain
-``r^n`` (:attr:`ClientRandomness.NAIVE`, DCRA only), from the OS CSPRNG unless
-a seeded generator is passed (simulation and tests only).
+``r^n`` (:attr:`~privet.fl.he_client.ClientRandomness.NAIVE`, DCRA only),
+from the OS CSPRNG unless a seeded generator is passed (simulation and tests
+only).
 
 Cost. A client sends ``ceil(L / k)`` ciphertexts of ``2|n|`` bits for ``L``
 values, ``k = (|n| - 1) // (bitlen(2 B 2^f) + h)`` per ciphertext (B the bound,
@@ -66,6 +69,12 @@ f the fractional bits, h the headroom); the server multiplies ``m - 1`` such
 vectors modulo ``n^2``; the key holder decrypts one (two half-size
 exponentiations per ciphertext). :attr:`PaillierAggregationEngine.last_round`
 records the server's measured share of each round.
+
+Modules. This one is the server's side: the round parameters
+(:class:`PaillierAggregation`), the transports and the engine. The parties
+apart from the server have their own: :mod:`privet.fl.he_client` (the client)
+and :mod:`privet.fl.he_key_holder` (the key holder); the wire codecs are in
+:mod:`privet.fl.he_messages`. Their public names are re-exported here.
 
 This module needs gmpy2 (``pip install 'privet[he]'``): :mod:`privet.fl` does
 not import it; import ``privet.fl.he_aggregation`` by name, like
@@ -78,32 +87,26 @@ import functools
 import logging
 import math
 import operator
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import NDArray
 
 from privet.errors import PrivacyError
 from privet.fl.engine import Engine, SequentialEngine
+from privet.fl.he_client import ClientRandomness, HeClient, contribution_values, signed_residues
+from privet.fl.he_key_holder import KeyHolder
 from privet.fl.he_messages import (
-    HE_KEY_REQUEST,
     HeFitTask,
     PackedEncoding,
     decode_decrypted_sum,
-    decode_he_fit_task,
-    decode_key_request,
-    encode_decrypted_sum,
     encode_he_fit_task,
     encode_key_request,
     noise_encoding,
 )
 from privet.fl.parameters import Parameters
-from privet.fl.secure_client import contribution_vector
 from privet.fl.strategy import SecureContribution, SecureSum
 from privet.fl.types import (
     Client,
@@ -115,24 +118,13 @@ from privet.fl.types import (
     RoundResults,
 )
 from privet.he import (
-    MIN_BITS,
-    DjnRandomness,
-    NaiveRandomness,
     PackedEncryptedArray,
     PackingLayout,
     PaillierPublicKey,
-    PaillierSecretKey,
-    Randomness,
     decode_packed_array,
     decode_public_key,
-    decrypt_packed,
     encode_packed_array,
-    encode_public_key,
-    encrypt_packed,
-    generate_keypair,
 )
-from privet.he.codec import PACKED_ARRAY_KIND
-from privet.wire import decode_message
 
 __all__ = [
     "ClientRandomness",
@@ -165,13 +157,6 @@ def _check_int(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise PrivacyError(f"{name} must be an integer >= {low}, got {value!r}")
     return value
-
-
-class ClientRandomness(Enum):
-    """Where a client's fresh Paillier randomness comes from (:mod:`privet.he.randomness`)."""
-
-    DJN = "djn"  # h_s^a, short a (DJN 2010): fast, one table per key; an extra assumption
-    NAIVE = "naive"  # r^n (Paillier 1999): DCRA only; one full exponentiation per ciphertext
 
 
 @dataclass(frozen=True)
@@ -268,190 +253,6 @@ class PaillierAggregation:
             extra = self.max_weight.bit_length() if contribution.weighted else 0
             frac_bits = RESOLUTION_BITS + extra
         return PackedEncoding(bound, frac_bits, h)
-
-
-# -- the key holder ----------------------------------------------------------------------------
-
-
-class KeyHolder:
-    """The party that holds the Paillier secret key and decrypts sums, never single updates.
-
-    Sans-I/O: :meth:`handle` takes one request as wire bytes and returns the
-    reply. It answers a key request with its public key, and an encrypted sum
-    under its key with the decrypted sum, if the sum holds at least
-    ``min_contributions`` fresh contributions (counted from the ciphertext's
-    public offset). See the module docstring for what it must not do (collude
-    with the server).
-
-    Parameters
-    ----------
-    secret_key
-        The key pair's secret half; it never leaves this object.
-    min_contributions
-        Sums of fewer contributions are refused (default 2).
-    """
-
-    def __init__(self, secret_key: PaillierSecretKey, *, min_contributions: int = 2) -> None:
-        if not isinstance(secret_key, PaillierSecretKey):
-            raise PrivacyError(
-                f"secret_key must be a PaillierSecretKey, got {type(secret_key).__name__}"
-            )
-        self._secret_key = secret_key
-        self.min_contributions = _check_int("min_contributions", min_contributions, 2)
-
-    @classmethod
-    def generate(
-        cls, bits: int = MIN_BITS, *, min_contributions: int = 2, insecure_for_tests: bool = False
-    ) -> KeyHolder:
-        """A key holder with a fresh key pair (``insecure_for_tests`` allows 1024-bit keys)."""
-        _, secret = generate_keypair(bits, insecure_for_tests=insecure_for_tests)
-        return cls(secret, min_contributions=min_contributions)
-
-    @property
-    def public_key(self) -> PaillierPublicKey:
-        return self._secret_key.public_key
-
-    def __repr__(self) -> str:
-        return f"KeyHolder(key={self.public_key.fingerprint[:16]}..., secret key withheld)"
-
-    def handle(self, request: bytes) -> bytes:
-        """Answer one request (a key request or an encrypted sum).
-
-        Raises
-        ------
-        WireError
-            Malformed or corrupted bytes, or another message kind.
-        PrivacyError
-            A sum under another key, not a sum of fresh contributions, or of
-            fewer than ``min_contributions``.
-        """
-        message = decode_message(request, expected_kind=(HE_KEY_REQUEST, PACKED_ARRAY_KIND))
-        if message.kind == HE_KEY_REQUEST:
-            decode_key_request(message)
-            return encode_public_key(self.public_key)
-        packed = decode_packed_array(request, self.public_key)
-        count = self._contributions(packed)
-        values = decrypt_packed(self._secret_key, packed)
-        return encode_decrypted_sum(values.ravel(), count, self.public_key.fingerprint)
-
-    def _contributions(self, packed: PackedEncryptedArray) -> int:
-        # A fresh contribution carries offset B and bound 2B; sums add both.
-        count, rest = divmod(packed.offset, packed.layout.value_bound)
-        if rest or packed.upper != 2 * packed.offset:
-            raise PrivacyError(
-                "the encrypted sum must be a sum of fresh contributions (offset a multiple of "
-                "the value bound, slot bound twice the offset), got one that is not"
-            )
-        if count < self.min_contributions:
-            raise PrivacyError(
-                f"the encrypted sum must hold at least {self.min_contributions} contributions, "
-                f"got {count}: a smaller sum would reveal a single client's update"
-            )
-        return count
-
-
-# -- the client's side -------------------------------------------------------------------------
-
-
-def signed_residues(encoded: NDArray[np.uint64], modulus_bits: int) -> NDArray[np.int64]:
-    """Values of ``Z_{2^k}`` as signed integers in ``[-2^(k-1), 2^(k-1))``."""
-    shift = np.uint64(64 - modulus_bits)
-    # Move bit k-1 to the sign bit, then shift back arithmetically: sign extension.
-    signed: NDArray[np.int64] = (encoded << shift).view(np.int64) >> shift.astype(np.int64)
-    return signed
-
-
-def contribution_values(
-    result: FitResult, task: HeFitTask, rng: np.random.Generator | None = None
-) -> NDArray[Any]:
-    """What a client encrypts: its contribution vector, checked against the bound, or with
-    distributed noise the mechanism's noised integers (signed)."""
-    contribution = task.contribution
-    vector = contribution_vector(
-        result.parameters, task.parameters, result.num_examples, contribution, task.max_weight
-    )
-    noise = contribution.distributed_noise
-    if noise is not None:
-        return signed_residues(noise.encode(vector, rng), noise.modulus_bits)
-    bound = task.encoding.bound
-    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
-    if largest > bound:
-        raise PrivacyError(
-            f"contribution values must be within the declared bound |x| <= {bound!r}, got "
-            f"|x| = {largest!r}: refused, never wrapped (clip the update or declare a larger "
-            "bound)"
-        )
-    return vector
-
-
-class HeClient:
-    """A federated client's side of an encrypted round: task bytes in, ciphertext bytes out.
-
-    Parameters
-    ----------
-    client
-        The federated client that trains.
-    key_fingerprint
-        The key holder's key fingerprint, obtained out of band: a task under
-        any other key is refused (the server could otherwise substitute its
-        own key and read the update). ``None`` trusts the task's key.
-    randomness
-        Source of Paillier randomness (DJN by default).
-    rng
-        ``None`` (real use): randomness and noise from the OS CSPRNG. A seeded
-        generator is for simulation and tests only.
-    insecure_for_tests
-        Accept a 1024- to 2047-bit key (tests only).
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        *,
-        key_fingerprint: str | None = None,
-        randomness: ClientRandomness = ClientRandomness.DJN,
-        rng: np.random.Generator | None = None,
-        insecure_for_tests: bool = False,
-    ) -> None:
-        if not isinstance(randomness, ClientRandomness):
-            raise PrivacyError(f"randomness must be a ClientRandomness, got {randomness!r}")
-        self._client = client
-        self._fingerprint = key_fingerprint
-        self._kind = randomness
-        self._rng = rng
-        self._insecure = insecure_for_tests
-        self._randomness: Randomness | None = None  # kept across rounds: DJN's table is costly
-
-    def _source(self, key: PaillierPublicKey) -> Randomness:
-        if self._randomness is None or self._randomness.public_key != key:
-            draw: Callable[[int], bytes] = os.urandom if self._rng is None else self._rng.bytes
-            if self._kind is ClientRandomness.DJN:
-                self._randomness = DjnRandomness(key, random_bytes=draw)
-            else:
-                self._randomness = NaiveRandomness(key, random_bytes=draw)
-        return self._randomness
-
-    def respond(self, data: bytes) -> bytes:
-        """Decode the task, train, encrypt the contribution packed, encode it."""
-        task = decode_he_fit_task(data, insecure_for_tests=self._insecure)
-        key = task.public_key
-        if self._fingerprint is not None and key.fingerprint != self._fingerprint:
-            raise PrivacyError(
-                f"the task's public key must be the key holder's ({self._fingerprint[:16]}...), "
-                f"got {key.fingerprint[:16]}...: refused, nothing was encrypted under it"
-            )
-        result = self._client.fit(task.parameters, task.instructions)
-        values = contribution_values(result, task, self._rng)
-        encoding = task.encoding
-        encrypted = encrypt_packed(
-            key,
-            values,
-            bound=encoding.bound,
-            frac_bits=encoding.frac_bits,
-            headroom_bits=encoding.headroom_bits,
-            randomness=self._source(key),
-        )
-        return encode_packed_array(encrypted)
 
 
 # -- transports --------------------------------------------------------------------------------

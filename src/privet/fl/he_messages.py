@@ -23,7 +23,9 @@ the key, a distributed-noise encoding is the integer one its mechanism
 needs), so a client never starts work it could not finish. The public key in
 a task is checked by :func:`privet.he.decode_public_key` (size floor, SHA-256
 fingerprint); whether it is *the key holder's* key is the client's check
-against a fingerprint it got out of band (:class:`privet.fl.he_aggregation.HeClient`).
+against a fingerprint it got out of band (:class:`privet.fl.he_client.HeClient`).
+The distributed-noise fields are :mod:`privet.fl.secure_messages`' own codec
+(:func:`~privet.fl.secure_messages.distributed_noise_meta`), plus ``modulus_bits``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from numpy.typing import NDArray
 from privet.errors import PrivacyError
 from privet.fl.messages import fit_instructions_from, fit_instructions_meta, parameters_from
 from privet.fl.parameters import Parameters
+from privet.fl.secure_messages import DISTRIBUTED_NOISE_FIELDS, distributed_noise_meta
 from privet.fl.strategy import SecureContribution
 from privet.fl.types import FitInstructions
 from privet.he import PackingLayout, PaillierPublicKey, decode_public_key, encode_public_key
@@ -95,15 +98,10 @@ _TASK_FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "learning_rate": _OPTIONAL_NUMBER,
     "extra": (dict, Mapping),
 }
+# SecAgg's fields plus the ring: no other field of fl.he_fit states it.
 _NOISE_FIELDS: Final[dict[str, tuple[type, ...]]] = {
-    "l2_clip": _NUMBER,
-    "scale": _NUMBER,
-    "noise_multiplier": _NUMBER,
-    "dimension": (int,),
-    "num_clients": (int,),
-    "min_honest_clients": (int,),
+    **DISTRIBUTED_NOISE_FIELDS,
     "modulus_bits": (int,),
-    "rounding_beta": _NUMBER,
 }
 _SUM_FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "protocol": (str,),
@@ -228,16 +226,7 @@ def check_task(task: HeFitTask) -> None:
 def _noise_meta(noise: DistributedDiscreteGaussian | None) -> dict[str, Any] | None:
     if noise is None:
         return None
-    return {
-        "l2_clip": float(noise.l2_clip),
-        "scale": float(noise.scale),
-        "noise_multiplier": float(noise.noise_multiplier),
-        "dimension": noise.dimension,
-        "num_clients": noise.num_clients,
-        "min_honest_clients": noise.min_honest_clients,
-        "modulus_bits": noise.modulus_bits,
-        "rounding_beta": float(noise.rounding_beta),
-    }
+    return {**distributed_noise_meta(noise), "modulus_bits": noise.modulus_bits}
 
 
 def encode_he_fit_task(task: HeFitTask) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from privet.errors import PrivacyError
@@ -36,7 +37,14 @@ from privet.secagg.quantize import Quantizer
 from privet.wire import Limits, Message, WireError, decode_message, encode_message
 from privet.wire.codec import DEFAULT_LIMITS
 
-__all__ = ["DEFAULT_MAX_CLIENTS", "SECURE_FIT", "decode_secure_fit_task", "encode_secure_fit_task"]
+__all__ = [
+    "DEFAULT_MAX_CLIENTS",
+    "DISTRIBUTED_NOISE_FIELDS",
+    "SECURE_FIT",
+    "decode_secure_fit_task",
+    "distributed_noise_meta",
+    "encode_secure_fit_task",
+]
 
 SECURE_FIT: Final = "fl.secure_fit"
 #: Default cap on ``n`` in a decoded task (far above what one gRPC server holds).
@@ -48,6 +56,20 @@ _DISTRIBUTED_DG: Final = "distributed_discrete_gaussian"
 
 _NUMBER: Final = (int, float)
 _OPTIONAL_NUMBER: Final = (int, float, type(None))
+#: The meta fields of a :class:`DistributedDiscreteGaussian` and their types, all but
+#: ``modulus_bits``: the ring is the carrying message's to state (``fl.secure_fit`` has it
+#: once for the whole protocol instance; ``fl.he_fit`` adds it beside these).
+DISTRIBUTED_NOISE_FIELDS: Final[Mapping[str, tuple[type, ...]]] = MappingProxyType(
+    {
+        "l2_clip": _NUMBER,
+        "scale": _NUMBER,
+        "noise_multiplier": _NUMBER,
+        "dimension": (int,),
+        "num_clients": (int,),
+        "min_honest_clients": (int,),
+        "rounding_beta": _NUMBER,
+    }
+)
 _FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "protocol": (str,),
     "client_id": (int,),
@@ -78,17 +100,25 @@ _ENCODER_FIELDS: Final[dict[str, dict[str, tuple[type, ...]]]] = {
         "num_clients": (int,),
         "stochastic": (bool,),
     },
-    _DISTRIBUTED_DG: {
-        "kind": (str,),
-        "l2_clip": _NUMBER,
-        "scale": _NUMBER,
-        "noise_multiplier": _NUMBER,
-        "dimension": (int,),
-        "num_clients": (int,),
-        "min_honest_clients": (int,),
-        "rounding_beta": _NUMBER,
-    },
+    _DISTRIBUTED_DG: {"kind": (str,), **DISTRIBUTED_NOISE_FIELDS},
 }
+
+
+def distributed_noise_meta(noise: DistributedDiscreteGaussian) -> dict[str, Any]:
+    """The mechanism as JSON meta: the fields of :data:`DISTRIBUTED_NOISE_FIELDS`, in its order.
+
+    ``DistributedDiscreteGaussian(modulus_bits=..., **meta)`` rebuilds it once
+    the meta has been checked against those fields.
+    """
+    return {
+        "l2_clip": float(noise.l2_clip),
+        "scale": float(noise.scale),
+        "noise_multiplier": float(noise.noise_multiplier),
+        "dimension": noise.dimension,
+        "num_clients": noise.num_clients,
+        "min_honest_clients": noise.min_honest_clients,
+        "rounding_beta": float(noise.rounding_beta),
+    }
 
 
 def _encoder_meta(encoder: SumEncoder) -> dict[str, Any]:
@@ -100,16 +130,7 @@ def _encoder_meta(encoder: SumEncoder) -> dict[str, Any]:
             "num_clients": encoder.num_clients,
             "stochastic": encoder.stochastic,
         }
-    return {
-        "kind": _DISTRIBUTED_DG,
-        "l2_clip": float(encoder.l2_clip),
-        "scale": float(encoder.scale),
-        "noise_multiplier": float(encoder.noise_multiplier),
-        "dimension": encoder.dimension,
-        "num_clients": encoder.num_clients,
-        "min_honest_clients": encoder.min_honest_clients,
-        "rounding_beta": float(encoder.rounding_beta),
-    }
+    return {"kind": _DISTRIBUTED_DG, **distributed_noise_meta(encoder)}
 
 
 def encode_secure_fit_task(task: SecureFitTask) -> bytes:
