@@ -15,6 +15,10 @@
   on shares.
 * :mod:`~privet.mpc.torch_models` (needs torch, not imported here): trained
   ``torch.nn.Sequential`` models as private models.
+* :mod:`~privet.mpc.paillier_correlations` (needs gmpy2, not imported here):
+  two parties make every dealer item between themselves with Paillier products,
+  so no dealer has to be trusted (far slower than a dealer: seconds per thousand
+  triples, tens of seconds per ReLU batch).
 * Real parties: :func:`launch` runs a party script as ``n`` OS processes and a
   dealer process on loopback; the script's :func:`connect` gives a
   :class:`Session` over authenticated TCP (:mod:`~privet.mpc.tcp`,
