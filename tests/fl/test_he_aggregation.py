@@ -17,15 +17,14 @@ from scipy import stats
 
 pytest.importorskip("gmpy2")
 
+from shift_clients import ShiftClient
+
 from privet.errors import PrivacyError
 from privet.fl import (
     AdaptiveClippingDp,
     ClientSampling,
-    EvaluateInstructions,
-    EvaluateResult,
     FedAvg,
     FitInstructions,
-    FitResult,
     FixedClippingDp,
     Krum,
     Parameters,
@@ -85,25 +84,6 @@ def stranger() -> KeyHolder:
 
 def initial(size: int = SIZE) -> Parameters:
     return Parameters({"w": np.zeros(size - 10), "b": np.zeros(10)})
-
-
-class ShiftClient:
-    """Moves the model by a fixed per-client delta: the exact mean is known."""
-
-    def __init__(self, delta: np.ndarray, examples: int, fail: bool = False) -> None:
-        self.delta = delta
-        self.examples = examples
-        self.fail = fail
-
-    def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
-        if self.fail:
-            raise RuntimeError("battery died")
-        return FitResult(parameters.from_vector(parameters.to_vector() + self.delta), self.examples)
-
-    def evaluate(
-        self, parameters: Parameters, instructions: EvaluateInstructions
-    ) -> EvaluateResult:
-        return EvaluateResult(float(np.sum(parameters.to_vector() ** 2)), self.examples)
 
 
 def clients(

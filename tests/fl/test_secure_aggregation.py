@@ -11,19 +11,17 @@ import dp_accounting
 import numpy as np
 import pytest
 from scipy import stats
+from shift_clients import ShiftClient
 
 from privet.dp import Ledger
 from privet.errors import PrivacyError
 from privet.fl import (
     AdaptiveClippingDp,
     ClientSampling,
-    EvaluateInstructions,
-    EvaluateResult,
     FedAdam,
     FedAvg,
     FedMedian,
     FitInstructions,
-    FitResult,
     FixedClippingDp,
     Krum,
     Parameters,
@@ -46,25 +44,6 @@ SIZE = 6
 
 def initial() -> Parameters:
     return Parameters({"w": np.zeros(4), "b": np.zeros(2)})
-
-
-class ShiftClient:
-    """Moves the model by a fixed per-client delta: the exact mean is known."""
-
-    def __init__(self, delta: np.ndarray, examples: int, fail: bool = False) -> None:
-        self.delta = delta
-        self.examples = examples
-        self.fail = fail
-
-    def fit(self, parameters: Parameters, instructions: FitInstructions) -> FitResult:
-        if self.fail:
-            raise RuntimeError("battery died")
-        return FitResult(parameters.from_vector(parameters.to_vector() + self.delta), self.examples)
-
-    def evaluate(
-        self, parameters: Parameters, instructions: EvaluateInstructions
-    ) -> EvaluateResult:
-        return EvaluateResult(float(np.sum(parameters.to_vector() ** 2)), self.examples)
 
 
 def clients(n: int, seed: int = 0, failing: frozenset[int] = frozenset()) -> dict[str, Client]:

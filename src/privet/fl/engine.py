@@ -50,6 +50,7 @@ __all__ = [
     "RoundRecord",
     "SecureEngine",
     "SequentialEngine",
+    "SumOnlyEngine",
     "check_sum_strategy",
     "run_federated",
 ]
@@ -92,6 +93,34 @@ class SecureEngine(Engine, Protocol):
         contribution: SecureContribution,
         server_round: int,
     ) -> SecureSum: ...
+
+
+class SumOnlyEngine:
+    """What engines whose fits end in a secure sum share: evaluation runs in the clear
+    through an ordinary engine (:attr:`evaluation`), and :meth:`fit` is refused, since no
+    individual result ever exists (SecAgg, encrypted aggregation)."""
+
+    evaluation: Engine
+
+    @property
+    def client_ids(self) -> Sequence[str]:
+        return self.evaluation.client_ids
+
+    def fit(
+        self, parameters: Parameters, tasks: Sequence[tuple[str, FitInstructions]]
+    ) -> RoundResults[FitResult]:
+        raise PrivacyError(
+            f"{type(self).__name__} never returns individual client results; run it with "
+            "run_federated and a strategy that aggregates a sum (FedAvg or its DP wrappers)"
+        )
+
+    def evaluate(
+        self, parameters: Parameters, tasks: Sequence[tuple[str, EvaluateInstructions]]
+    ) -> RoundResults[EvaluateResult]:
+        return self.evaluation.evaluate(parameters, tasks)
+
+    def close(self) -> None:
+        self.evaluation.close()
 
 
 class SequentialEngine:

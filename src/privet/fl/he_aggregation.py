@@ -95,7 +95,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from privet.errors import PrivacyError
-from privet.fl.engine import Engine, SequentialEngine
+from privet.fl.engine import Engine, SequentialEngine, SumOnlyEngine
 from privet.fl.he_client import ClientRandomness, HeClient, contribution_values, signed_residues
 from privet.fl.he_key_holder import KeyHolder
 from privet.fl.he_messages import (
@@ -110,12 +110,8 @@ from privet.fl.parameters import Parameters
 from privet.fl.strategy import SecureContribution, SecureSum
 from privet.fl.types import (
     Client,
-    EvaluateInstructions,
-    EvaluateResult,
     FitInstructions,
-    FitResult,
     RoundAborted,
-    RoundResults,
 )
 from privet.he import (
     PackedEncryptedArray,
@@ -362,7 +358,7 @@ class HeRoundStats:
     decrypt_seconds: float  # the key holder's round trip, decryption included
 
 
-class PaillierAggregationEngine:
+class PaillierAggregationEngine(SumOnlyEngine):
     """Fits through Paillier-encrypted aggregation; evaluation as a plain engine would.
 
     The server side: it holds the public key, the clients' ciphertexts and the
@@ -428,26 +424,6 @@ class PaillierAggregationEngine:
         )
         channel = InMemoryKeyHolderChannel(key_holder)
         return cls(transport, channel, SequentialEngine(clients), config)
-
-    @property
-    def client_ids(self) -> Sequence[str]:
-        return self.evaluation.client_ids
-
-    def fit(
-        self, parameters: Parameters, tasks: Sequence[tuple[str, FitInstructions]]
-    ) -> RoundResults[FitResult]:
-        raise PrivacyError(
-            "PaillierAggregationEngine never returns individual client results; run it with "
-            "run_federated and a strategy that aggregates a sum (FedAvg or its DP wrappers)"
-        )
-
-    def evaluate(
-        self, parameters: Parameters, tasks: Sequence[tuple[str, EvaluateInstructions]]
-    ) -> RoundResults[EvaluateResult]:
-        return self.evaluation.evaluate(parameters, tasks)
-
-    def close(self) -> None:
-        self.evaluation.close()
 
     def fit_secure(
         self,

@@ -28,19 +28,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from privet.errors import PrivacyError
-from privet.fl.engine import Engine, SequentialEngine
+from privet.fl.engine import Engine, SequentialEngine, SumOnlyEngine
 from privet.fl.parameters import Parameters
 from privet.fl.secure_client import SecureClientSession, SecureFitTask, SumEncoder
 from privet.fl.secure_messages import decode_secure_fit_task, encode_secure_fit_task
 from privet.fl.strategy import SecureContribution, SecureSum
 from privet.fl.types import (
     Client,
-    EvaluateInstructions,
-    EvaluateResult,
     FitInstructions,
-    FitResult,
     RoundAborted,
-    RoundResults,
 )
 from privet.secagg.codec import decode_client_message, encode_secagg_message
 from privet.secagg.graph import MaskingGraph, secagg_plus_settings
@@ -202,7 +198,7 @@ class InMemorySecureTransport:
         return replies
 
 
-class SecAggEngine:
+class SecAggEngine(SumOnlyEngine):
     """Fits through secure aggregation; evaluation as a plain engine would.
 
     Parameters
@@ -243,26 +239,6 @@ class SecAggEngine:
     ) -> SecAggEngine:
         """Clients in this process behind an :class:`InMemorySecureTransport`."""
         return cls(InMemorySecureTransport(clients, rng), SequentialEngine(clients), config, rng)
-
-    @property
-    def client_ids(self) -> Sequence[str]:
-        return self.evaluation.client_ids
-
-    def fit(
-        self, parameters: Parameters, tasks: Sequence[tuple[str, FitInstructions]]
-    ) -> RoundResults[FitResult]:
-        raise PrivacyError(
-            "SecAggEngine never returns individual client results; run it with "
-            "run_federated and a strategy that aggregates a sum (FedAvg or its DP wrappers)"
-        )
-
-    def evaluate(
-        self, parameters: Parameters, tasks: Sequence[tuple[str, EvaluateInstructions]]
-    ) -> RoundResults[EvaluateResult]:
-        return self.evaluation.evaluate(parameters, tasks)
-
-    def close(self) -> None:
-        self.evaluation.close()
 
     def _encoder(
         self, contribution: SecureContribution, size: int, num_clients: int
