@@ -27,7 +27,6 @@ from privet.he.ckks.polynomial import PolynomialApproximation, polyval_depth
 
 __all__ = ["CkksVector", "decrypt", "encrypt"]
 
-Operand = "CkksVector | float | int | ArrayLike"
 _ROTATIONS: Final = KeyNeeds(relinearization=False, rotations=True)
 
 
