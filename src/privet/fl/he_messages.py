@@ -44,7 +44,11 @@ from numpy.typing import NDArray
 from privet.errors import PrivacyError
 from privet.fl.messages import fit_instructions_from, fit_instructions_meta, parameters_from
 from privet.fl.parameters import Parameters
-from privet.fl.secure_messages import DISTRIBUTED_NOISE_FIELDS, distributed_noise_meta
+from privet.fl.secure_messages import (
+    DISTRIBUTED_NOISE_FIELDS,
+    checked_fields,
+    distributed_noise_meta,
+)
 from privet.fl.strategy import SecureContribution
 from privet.fl.types import FitInstructions
 from privet.he import PackingLayout, PaillierPublicKey, decode_public_key, encode_public_key
@@ -252,19 +256,6 @@ def encode_he_fit_task(task: HeFitTask) -> bytes:
     return encode_message(HE_FIT, meta, dict(task.parameters))
 
 
-def _checked(
-    kind: str, meta: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
-) -> dict[str, Any]:
-    """``meta`` with exactly ``fields``, each of its types (a bool is not a number here)."""
-    if set(meta) != set(fields):
-        raise WireError(f"{kind} fields must be {sorted(fields)}, got {sorted(meta)}")
-    for name, kinds in fields.items():
-        value = meta[name]
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise WireError(f"{kind} field {name!r} has the wrong type: {str(value)[:80]!r}")
-    return dict(meta)
-
-
 def _protocol(kind: str, meta: Mapping[str, Any]) -> None:
     if meta["protocol"] != _PROTOCOL:
         raise WireError(f"{kind} protocol must be {_PROTOCOL!r}, got {meta['protocol'][:80]!r}")
@@ -281,13 +272,13 @@ def _public_key(text: str, insecure_for_tests: bool) -> PaillierPublicKey:
 
 
 def _task(message: Message, insecure_for_tests: bool) -> HeFitTask:
-    meta = _checked(HE_FIT, message.meta, _TASK_FIELDS)
+    meta = checked_fields(HE_FIT, message.meta, _TASK_FIELDS)
     _protocol(HE_FIT, meta)
     public_key = _public_key(meta["public_key"], insecure_for_tests)
     noise = None
     if meta["noise"] is not None:
         noise = DistributedDiscreteGaussian(
-            **_checked(f"{HE_FIT} noise", meta["noise"], _NOISE_FIELDS)
+            **checked_fields(f"{HE_FIT} noise", meta["noise"], _NOISE_FIELDS)
         )
     contribution = SecureContribution(
         meta["l2_clip"], meta["weighted"], noise, meta["report_unclipped"]
@@ -338,7 +329,7 @@ def decode_key_request(message: Message) -> None:
     """Check a decoded ``fl.he_key_request`` (it carries nothing but its protocol)."""
     if message.kind != HE_KEY_REQUEST:
         raise WireError(f"message kind must be {HE_KEY_REQUEST!r}, got {message.kind!r}")
-    _protocol(HE_KEY_REQUEST, _checked(HE_KEY_REQUEST, message.meta, {"protocol": (str,)}))
+    _protocol(HE_KEY_REQUEST, checked_fields(HE_KEY_REQUEST, message.meta, {"protocol": (str,)}))
     if message.arrays:
         raise WireError(f"{HE_KEY_REQUEST} must carry no arrays, got {list(message.arrays)}")
 
@@ -376,7 +367,7 @@ def decode_decrypted_sum(
         fingerprint, or a sum of the wrong length, dtype or with NaN.
     """
     message = decode_message(data, expected_kind=HE_SUM, limits=limits)
-    meta = _checked(HE_SUM, message.meta, _SUM_FIELDS)
+    meta = checked_fields(HE_SUM, message.meta, _SUM_FIELDS)
     _protocol(HE_SUM, meta)
     if meta["fingerprint"] != fingerprint:
         raise WireError(

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_CLIENTS",
     "DISTRIBUTED_NOISE_FIELDS",
     "SECURE_FIT",
+    "checked_fields",
     "decode_secure_fit_task",
     "distributed_noise_meta",
     "encode_secure_fit_task",
@@ -160,7 +161,7 @@ def encode_secure_fit_task(task: SecureFitTask) -> bytes:
     return encode_message(SECURE_FIT, meta, dict(task.parameters))
 
 
-def _checked(
+def checked_fields(
     kind: str, meta: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
 ) -> dict[str, Any]:
     """``meta`` with exactly ``fields``, each of its types (a bool is not a number here)."""
@@ -181,7 +182,7 @@ def _encoder(raw: Mapping[str, Any], modulus_bits: int) -> SumEncoder:
             f"{SECURE_FIT} encoder kind must be one of {sorted(_ENCODER_FIELDS)}, "
             f"got {str(kind)[:80]!r}"
         )
-    meta = _checked(f"{SECURE_FIT} encoder", raw, fields)
+    meta = checked_fields(f"{SECURE_FIT} encoder", raw, fields)
     del meta["kind"]
     if kind == _QUANTIZER:
         return Quantizer(modulus_bits=modulus_bits, **meta)
@@ -231,7 +232,7 @@ def _consistent(task: SecureFitTask) -> None:
 
 
 def _task(message: Message, max_clients: int) -> SecureFitTask:
-    meta = _checked(SECURE_FIT, message.meta, _FIELDS)
+    meta = checked_fields(SECURE_FIT, message.meta, _FIELDS)
     if meta["protocol"] != _PROTOCOL:
         raise WireError(
             f"{SECURE_FIT} protocol must be {_PROTOCOL!r}, got {meta['protocol'][:80]!r}"
