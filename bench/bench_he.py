@@ -87,13 +87,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType
-from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from rich.table import Table
 
-from cli_helpers import make_console, package_version, positive_int
+from cli_helpers import make_console, package_version, positive_int, timed
 from privet.he import (
     CrtRandomness,
     DjnRandomness,
@@ -119,15 +118,6 @@ QUICK_KEY_BITS = 1024
 QUICK_VALUES = 20
 TARGET_RATIO = 10.0  # phe seconds >= 10x privet's on encrypt + sum + decrypt (the issue's)
 MISSING = "—"
-T = TypeVar("T")
-
-
-def timed(action: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - started
-
-
 # -- the measurements --------------------------------------------------------------------------
 
 

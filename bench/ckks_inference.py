@@ -51,10 +51,9 @@ The file is not named ``bench_*`` because ``make bench`` runs every ``bench/benc
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import tenseal as ts
@@ -65,6 +64,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from cli_helpers import timed
 from privet.he.ckks import (
     CkksContext,
     CkksParameters,
@@ -90,15 +90,6 @@ PRECISION_BITS = 12
 INPUT_BOUND = 16.0
 TARGET_RATIO = 1.1  # privet s <= 1.1x raw TenSEAL s on evaluate and total (the issue's)
 MISSING = "—"
-T = TypeVar("T")
-
-
-def timed(action: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - started
-
-
 # -- the workload ------------------------------------------------------------------------------
 
 

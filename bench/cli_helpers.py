@@ -1,4 +1,5 @@
-"""Helpers the benchmark scripts share: argument types, the console, versions, worker env.
+"""Helpers the benchmark scripts share: argument types, the console, versions, worker env,
+one timed call.
 
 Scripts import it by name: ``python bench/bench_x.py`` puts ``bench/`` on the path, and
 the smoke tests prepend it before loading a script.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 
@@ -53,3 +57,13 @@ def worker_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (bench_dir, env.get("PYTHONPATH", "")) if p)
     env["FLWR_TELEMETRY_ENABLED"] = "0"
     return env
+
+
+T = TypeVar("T")
+
+
+def timed(action: Callable[[], T]) -> tuple[T, float]:
+    """``action()`` and the wall-clock seconds it took."""
+    started = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - started
